@@ -73,7 +73,14 @@ def read_vader(source: str, min_abs_rating: float = MIN_ABS_RATING) -> list[dict
             raise DataFormatError(f"{path}:{number}: expected 'id<TAB>rating<TAB>text'") from None
         if abs(rating) < min_abs_rating:
             continue
-        rows.append({"id": f"{source}-{key}", "text": text.strip(), "rating": rating, "label": int(rating > 0)})
+        rows.append(
+            {
+                "id": f"{source}-{key}",
+                "text": text.strip(),
+                "rating": rating,
+                "label": int(rating > 0),
+            }
+        )
     return rows
 
 
@@ -87,7 +94,9 @@ def load_movie_reviews(seed: int = 0, min_abs_rating: float = MIN_ABS_RATING) ->
     by_split: dict[str, list[dict]] = {name: [] for name in SPLIT_FRACTIONS}
     for row in rows:
         by_split[split_of(row["id"], seed)].append(row)
-    return DatasetDict({name: Dataset.from_list(r, features=_FEATURES) for name, r in by_split.items()})
+    return DatasetDict(
+        {name: Dataset.from_list(r, features=_FEATURES) for name, r in by_split.items()}
+    )
 
 
 def load_ood_sets(min_abs_rating: float = MIN_ABS_RATING) -> DatasetDict:
@@ -110,12 +119,18 @@ def load_chinese_reviews(seed: int = 0, max_per_class: int | None = None) -> Dat
     for label, filename in ((1, "pos.txt"), (0, "neg.txt")):
         lines = [t.strip() for t in (folder / filename).read_text(encoding="utf-8").splitlines()]
         texts = [t for t in lines if t][:max_per_class]
-        rows += [{"id": f"{filename[:3]}-{i}", "text": t, "label": label} for i, t in enumerate(texts)]
-    features = Features({"id": Value("string"), "text": Value("string"), "label": ClassLabel(names=LABELS)})
+        rows += [
+            {"id": f"{filename[:3]}-{i}", "text": t, "label": label} for i, t in enumerate(texts)
+        ]
+    features = Features(
+        {"id": Value("string"), "text": Value("string"), "label": ClassLabel(names=LABELS)}
+    )
     by_split: dict[str, list[dict]] = {name: [] for name in SPLIT_FRACTIONS}
     for row in rows:
         by_split[split_of(row["id"], seed)].append(row)
-    return DatasetDict({name: Dataset.from_list(r, features=features) for name, r in by_split.items()})
+    return DatasetDict(
+        {name: Dataset.from_list(r, features=features) for name, r in by_split.items()}
+    )
 
 
 @dataclass(frozen=True)
@@ -146,9 +161,13 @@ def load_jsonl(path: str | Path, schema: dict[str, Field]) -> Dataset:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataFormatError(f"{where}: invalid JSON ({e.msg}); each line must be one JSON object") from None
+            raise DataFormatError(
+                f"{where}: invalid JSON ({e.msg}); each line must be one JSON object"
+            ) from None
         if not isinstance(row, dict):
-            raise DataFormatError(f"{where}: expected a JSON object {{...}}, got {type(row).__name__}")
+            raise DataFormatError(
+                f"{where}: expected a JSON object {{...}}, got {type(row).__name__}"
+            )
         unknown = set(row) - set(schema)
         if unknown:
             raise DataFormatError(
@@ -157,12 +176,20 @@ def load_jsonl(path: str | Path, schema: dict[str, Field]) -> Dataset:
         for name, spec in schema.items():
             if name not in row:
                 if spec.required:
-                    raise DataFormatError(f"{where}: missing field {name!r}; add it (fields: {sorted(schema)})")
+                    raise DataFormatError(
+                        f"{where}: missing field {name!r}; add it (fields: {sorted(schema)})"
+                    )
                 continue
             value = row[name]
-            if not isinstance(value, spec.type) or isinstance(value, bool) and spec.type is not bool:
+            if (
+                not isinstance(value, spec.type)
+                or isinstance(value, bool)
+                and spec.type is not bool
+            ):
                 expected = getattr(spec.type, "__name__", str(spec.type))
-                raise DataFormatError(f"{where}: field {name!r} should be {expected}, got {value!r}")
+                raise DataFormatError(
+                    f"{where}: field {name!r} should be {expected}, got {value!r}"
+                )
             values = value if isinstance(value, list) else [value]
             if spec.choices is not None:
                 bad = [v for v in values if v not in spec.choices]

@@ -74,9 +74,16 @@ def resolve_model(name: str | os.PathLike) -> str:
             )
         return str(path)
     if not hub_reachable():
-        # Without this, transformers retries for ~47 s before failing on an unreachable Hub.
-        os.environ["HF_HUB_OFFLINE"] = "1"
+        _go_offline()
     return name
+
+
+def _go_offline() -> None:
+    """Switch the Hub client to offline mode; otherwise it retries for ~47 s before failing."""
+    import huggingface_hub.constants
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    huggingface_hub.constants.HF_HUB_OFFLINE = True  # read once at import time
 
 
 def _from_pretrained(auto_class, name: str | os.PathLike, **kwargs):
@@ -87,7 +94,11 @@ def _from_pretrained(auto_class, name: str | os.PathLike, **kwargs):
         if Path(source).is_dir():
             raise
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
-        where = "the Hugging Face Hub is unreachable (offline)" if offline else "the Hub has no such model"
+        where = (
+            "the Hugging Face Hub is unreachable (offline)"
+            if offline
+            else "the Hub has no such model"
+        )
         raise ModelNotFoundError(
             f"unknown model {str(name)!r}: it is not a course model ({', '.join(MODEL_ASSETS)}), "
             f"not a local folder, and {where}. Use a course model name, a folder written by "
@@ -126,7 +137,10 @@ def load_classifier(
     """
     from transformers import AutoModelForSequenceClassification
 
-    labels = labels or (["negative", "positive"] if num_labels == 2 else [str(i) for i in range(num_labels)])
+    kwargs.setdefault("ignore_mismatched_sizes", True)  # a head of another size is replaced
+    labels = labels or (
+        ["negative", "positive"] if num_labels == 2 else [str(i) for i in range(num_labels)]
+    )
     tokenizer = load_tokenizer(name)
     model = _from_pretrained(
         AutoModelForSequenceClassification,
@@ -141,12 +155,18 @@ def load_classifier(
     return model.to(get_device(device)), tokenizer
 
 
-def load_token_classifier(name: str | os.PathLike = ENCODER, labels: list[str] | None = None, device: str = "auto", **kwargs):
+def load_token_classifier(
+    name: str | os.PathLike = ENCODER,
+    labels: list[str] | None = None,
+    device: str = "auto",
+    **kwargs,
+):
     """A token classifier (e.g. for named entities, chapter 7) and its tokenizer."""
     from transformers import AutoModelForTokenClassification
 
     if not labels:
         raise ValueError("load_token_classifier needs labels, e.g. ['O', 'B-PER', 'I-PER', ...]")
+    kwargs.setdefault("ignore_mismatched_sizes", True)
     model = _from_pretrained(
         AutoModelForTokenClassification,
         name,
@@ -158,7 +178,12 @@ def load_token_classifier(name: str | os.PathLike = ENCODER, labels: list[str] |
     return model.to(get_device(device)), load_tokenizer(name)
 
 
-def load_causal_lm(name: str | os.PathLike = DECODER, device: str = "auto", dtype: torch.dtype | None = None, **kwargs):
+def load_causal_lm(
+    name: str | os.PathLike = DECODER,
+    device: str = "auto",
+    dtype: torch.dtype | None = None,
+    **kwargs,
+):
     """A causal (decoder) language model and its tokenizer, in eval mode (chapter 1)."""
     from transformers import AutoModelForCausalLM
 

@@ -1,0 +1,133 @@
+"""Chapter 1 — Introduction: reference solutions and the exercises' hidden cases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from ..exercises import Case, Exercise
+
+
+# -- Exercise 1: count tokens ------------------------------------------------------------------
+def count_tokens(text: str, tokenizer) -> int:
+    """How many tokens ``tokenizer`` splits ``text`` into, without special tokens."""
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+# -- Exercise 2: predict with the encoder --------------------------------------------------------
+def most_similar(query: str, candidates: Sequence[str], embed: Callable) -> int:
+    """The index of the candidate closest in meaning to ``query`` (cosine similarity)."""
+    vectors = embed([query, *candidates])  # one unit-length row per text
+    scores = vectors[1:] @ vectors[0]  # dot products of unit vectors = cosine similarities
+    return int(scores.argmax())
+
+
+# -- Exercise 3: find a glossary term ------------------------------------------------------------
+def find_term(term: str, glossary: Sequence[Mapping]) -> Mapping | None:
+    """The glossary entry whose English name, Chinese name or abbreviation is ``term``.
+
+    Case and surrounding spaces do not matter; returns ``None`` when there is no such entry.
+    """
+    key = term.strip().casefold()
+    for entry in glossary:
+        names = {entry["en"].casefold(), entry["zh"].casefold()}
+        if entry.get("abbr"):
+            names.add(entry["abbr"].casefold())
+        if key in names:
+            return entry
+    return None
+
+
+TOKEN_TEXTS = [
+    "Fine-tuning adapts a pretrained model.",
+    "",
+    "这部电影真好看！",
+    "Tokenizers split unbelievably long words, don't they?",
+]
+
+SIMILARITY_CASES = [  # (query, candidates, index of the right answer)
+    (
+        "How do I reset my password?",
+        ["Opening hours of the city library", "Steps to recover access to your account", "A recipe for tomato soup"],
+        1,
+    ),
+    (
+        "Will it rain tomorrow?",
+        ["Our team won the match.", "My laptop battery died.", "The forecast says showers on Friday."],
+        2,
+    ),
+    (
+        "Which animal is known as the king of the jungle?",
+        ["The lion is often called the king of beasts.", "Python is a programming language.", "Paris is the capital of France."],
+        0,
+    ),
+    (
+        "GPUs make neural network training faster.",
+        ["Graphics cards speed up deep learning.", "It rained all day yesterday.", "She plays the violin beautifully."],
+        0,
+    ),
+]
+
+TERM_QUERIES = [  # (query, English name of the right entry or None)
+    ("fine-tuning", "Fine-tuning"),
+    ("  Prompt ", "Prompt"),
+    ("微调", "Fine-tuning"),
+    ("LoRA", "Low-rank adaptation"),
+    ("gpu", "Graphics processing unit"),
+    ("过拟合", "Overfitting"),
+    ("quantum chromodynamics", None),
+]
+
+
+def exercises(tokenizers: Mapping[str, object], embed: Callable, glossary: Sequence[Mapping]) -> dict[str, Exercise]:
+    """Chapter 1's exercises, built from the notebook's tokenizers, ``embed`` function and glossary."""
+    token_cases = [
+        Case((text, tok), label=f"({text!r}, tokenizer of {name!r})")
+        for name, tok in tokenizers.items()
+        for text in TOKEN_TEXTS
+    ]
+    similarity_cases = [
+        Case((query, candidates, embed), expected=answer, label=f"(query={query!r}, candidates={candidates!r})")
+        for query, candidates, answer in SIMILARITY_CASES
+    ]
+    by_name = {entry["en"]: entry for entry in glossary}
+    term_cases = [Case((query, glossary), expected=by_name.get(name) if name else None, label=f"({query!r}, glossary)")
+                  for query, name in TERM_QUERIES]  # fmt: skip
+
+    def same_entry(got, expected) -> bool:
+        if expected is None or got is None:
+            return got is expected
+        return isinstance(got, Mapping) and got.get("en") == expected["en"]
+
+    return {
+        "count_tokens": Exercise(
+            "count_tokens",
+            cases=token_cases,
+            solution=count_tokens,
+            hints=[
+                "Calling a tokenizer on a string, `tokenizer(text)`, returns a dict with the token ids under 'input_ids'.",
+                "By default the tokenizer adds special tokens such as [CLS] and [SEP]; pass add_special_tokens=False.",
+                "The answer is `len(...)` of those ids.",
+            ],
+        ),
+        "most_similar": Exercise(
+            "most_similar",
+            cases=similarity_cases,
+            solution=most_similar,
+            hints=[
+                "Embed the query and the candidates together: `embed([query, *candidates])` returns one row per text.",
+                "The rows have length 1, so a dot product `@` between two rows is their cosine similarity.",
+                "`scores.argmax()` gives the index of the best candidate; return it as a plain `int`.",
+            ],
+        ),
+        "find_term": Exercise(
+            "find_term",
+            cases=term_cases,
+            solution=find_term,
+            compare=same_entry,
+            hints=[
+                "Loop over the entries; each is a dict with the keys 'en', 'zh' and 'abbr'.",
+                "Normalise both sides with `.strip().casefold()` before comparing.",
+                "Remember the abbreviation ('abbr', may be empty) and return None when nothing matches.",
+            ],
+        ),
+    }
