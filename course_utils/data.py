@@ -201,3 +201,20 @@ def load_jsonl(path: str | Path, schema: dict[str, Field]) -> Dataset:
     if not rows:
         raise DataFormatError(f"{path}: the file is empty; it needs one JSON object per line")
     return Dataset.from_list(rows)
+
+
+GLOSSARY_SCHEMA = {
+    "en": Field(str),
+    "zh": Field(str),
+    "abbr": Field(str),
+    "def_en": Field(str),
+    "def_zh": Field(str),
+    "source": Field(str),
+    "correction": Field(str),
+}
+AUTHORED_SCHEMAS = {"glossary.jsonl": GLOSSARY_SCHEMA}  # every file in data/ has its schema here
+
+
+def load_glossary() -> Dataset:
+    """The bilingual (EN / 中文) glossary of chapter 1, corrected against the source article."""
+    return load_jsonl(DATA_DIR / "glossary.jsonl", GLOSSARY_SCHEMA)
