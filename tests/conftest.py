@@ -1,0 +1,96 @@
+"""Shared pytest fixtures: tiny random BERT / Llama models and a small synthetic sentiment set.
+
+Everything here is built offline in milliseconds: the tokenizer from a vocabulary file written
+to a temporary folder, the models from small configs with random weights.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun", "moving", "smart"]
+NEGATIVE = ["bad", "awful", "dull", "boring", "weak", "poor", "tedious", "silly"]
+NEUTRAL = ["the", "a", "movie", "film", "plot", "actors", "was", "is", "very", "and", "story"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tmp_path_factory):
+    """A `BertTokenizerFast` over a 40-word vocabulary (no hub access needed)."""
+    from transformers import BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_tokenizer")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(SPECIAL + POSITIVE + NEGATIVE + NEUTRAL) + "\n")
+    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+
+
+def _sentence(rng: random.Random, label: int) -> str:
+    words = rng.choices(NEUTRAL, k=rng.randint(2, 12))
+    polar = POSITIVE if label == 1 else NEGATIVE
+    for _ in range(rng.randint(1, 2)):
+        words.insert(rng.randint(0, len(words)), rng.choice(polar))
+    return " ".join(words)
+
+
+def make_sentiment_dataset(n: int, seed: int = 0):
+    """A `datasets.Dataset` with `text` and `label` columns, learnable from keywords."""
+    from datasets import Dataset
+
+    rng = random.Random(seed)
+    labels = [i % 2 for i in range(n)]
+    rng.shuffle(labels)
+    return Dataset.from_dict({"text": [_sentence(rng, y) for y in labels], "label": labels})
+
+
+@pytest.fixture
+def sentiment_data():
+    """Train (64) and validation (32) splits of the synthetic sentiment set."""
+    return make_sentiment_dataset(64, seed=0), make_sentiment_dataset(32, seed=1)
+
+
+def build_tiny_bert(tokenizer, seed: int = 0, dropout: float = 0.1):
+    """A random 2-layer, 32-wide `BertForSequenceClassification` with 2 labels."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64, num_labels=2,
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return BertForSequenceClassification(config)
+
+
+def build_tiny_llama(tokenizer, seed: int = 0):
+    """A random 2-layer, 32-wide `LlamaForCausalLM` sharing the tiny tokenizer's vocabulary."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM(config)
+
+
+@pytest.fixture
+def tiny_bert(tiny_tokenizer):
+    """(model, tokenizer): a tiny random BERT classifier and its tokenizer."""
+    return build_tiny_bert(tiny_tokenizer), tiny_tokenizer
+
+
+@pytest.fixture
+def tiny_llama(tiny_tokenizer):
+    """(model, tokenizer): a tiny random Llama causal LM and a tokenizer with a pad token."""
+    return build_tiny_llama(tiny_tokenizer), tiny_tokenizer
