@@ -12,6 +12,7 @@ CPU, one GPU, or under `accelerate launch` on several.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -398,7 +399,13 @@ class LengthBucketBatchSampler:
         yield from self.batches()
 
     def __len__(self) -> int:
-        return len(self.batches())
+        n, step_size = len(self.lengths), self.batch_size * self.grad_accum_steps
+        chunk = step_size * self.bucket_batches if self.group_by_length else max(n, 1)
+        count = 0
+        for start in range(0, n, chunk):
+            full_steps, rest = divmod(min(chunk, n - start), step_size)
+            count += full_steps * self.grad_accum_steps + math.ceil(rest / self.batch_size)
+        return count
 
 
 def _is_seq_labels(dataset) -> bool:
@@ -584,8 +591,9 @@ def _save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict, be
             torch.save(best_weights, tmp / "best_weights.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(state))  # the "complete" marker
         old = [p for p in output_dir.glob("checkpoint-*") if p != final]
-        if final.exists():
-            shutil.rmtree(final)
+        if final.exists():  # the same step saved again (the end of a run): swap, then delete
+            os.replace(final, output_dir / f".old-checkpoint-{step}")
+            old.append(output_dir / f".old-checkpoint-{step}")
         os.replace(tmp, final)
         for p in old:  # keep only the newest checkpoint
             shutil.rmtree(p, ignore_errors=True)
@@ -630,11 +638,13 @@ def train(
 
     accelerator = _make_accelerator(_resolve_mixed_precision(config.mixed_precision), config.grad_accum_steps)
     train_loader, sampler = _train_loader(train_data, tokenizer, config)
-    steps_per_epoch = math.ceil(len(sampler) / config.grad_accum_steps)
-    total_steps = config.max_steps or config.num_epochs * steps_per_epoch
     optimizer = _make_optimizer(model, config)
+    model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
+    batches_per_epoch = len(train_loader)  # micro-batches of this process
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum_steps)
+    total_steps = config.max_steps or config.num_epochs * steps_per_epoch
     scheduler = _make_scheduler(optimizer, config, total_steps, accelerator.num_processes)
-    model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
+    scheduler = accelerator.prepare(scheduler)
     eval_loader = order = None
     if eval_data is not None:
         eval_loader, order = _eval_loader(eval_data, tokenizer, config.eval_batch_size)
@@ -695,7 +705,7 @@ def train(
                disable=not (config.progress and accelerator.is_local_main_process))
     start = time.perf_counter() - history.train_time_s
     eval_time = 0.0
-    running_loss, running_count = 0.0, 0
+    running_loss, running_count = torch.zeros((), device=accelerator.device), 0
     stop = finished or step >= total_steps
     while not stop:
         # accelerate's loader passes its own epoch counter to our sampler when iterated: set both
@@ -714,7 +724,7 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad()
             batches_done += 1
-            running_loss += out.loss.detach().float().item()
+            running_loss += out.loss.detach().float()  # no .item(): no GPU sync per batch
             running_count += 1
             history.train_samples += batch["input_ids"].shape[0] * accelerator.num_processes
             if not accelerator.sync_gradients:
@@ -724,13 +734,13 @@ def train(
             bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
                 history.steps.append({
-                    "step": step, "epoch": epoch + batches_done / len(sampler),
-                    "loss": running_loss / running_count, "lr": scheduler.get_last_lr()[0],
+                    "step": step, "epoch": epoch + batches_done / batches_per_epoch,
+                    "loss": running_loss.item() / running_count, "lr": scheduler.get_last_lr()[0],
                     "time_s": time.perf_counter() - start - eval_time,
                 })
                 bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}")
-                running_loss, running_count = 0.0, 0
-            end_of_epoch = batches_done == len(sampler)
+                running_loss, running_count = torch.zeros_like(running_loss), 0
+            end_of_epoch = batches_done == batches_per_epoch
             if end_of_epoch:
                 epoch, batches_done = epoch + 1, 0
             if eval_loader is not None and (
@@ -810,7 +820,7 @@ def make_trainer(
     else:
         save_strategy, save_steps = "no", None
     mixed = _resolve_mixed_precision(config.mixed_precision)
-    args = TrainingArguments(
+    kwargs = dict(
         output_dir=str(config.output_dir or "runs/trainer"),
         learning_rate=config.lr,
         num_train_epochs=config.num_epochs,
@@ -819,7 +829,6 @@ def make_trainer(
         per_device_eval_batch_size=config.eval_batch_size,
         gradient_accumulation_steps=config.grad_accum_steps,
         max_grad_norm=config.max_grad_norm or 0.0,
-        warmup_steps=config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
         lr_scheduler_type="constant_with_warmup" if config.scheduler == "constant" else config.scheduler,
         weight_decay=config.weight_decay,
         optim="adamw_torch_fused",
@@ -835,11 +844,17 @@ def make_trainer(
         logging_steps=config.log_every,
         seed=config.seed,
         data_seed=config.seed,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
         report_to="none",
         dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=not config.progress,
     )
+    if "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}:
+        # transformers 5: a float warmup_steps in [0, 1) is a ratio of the total steps
+        kwargs.update(warmup_steps=config.warmup_ratio,
+                      train_sampling_strategy="group_by_length" if config.group_by_length else "random")
+    else:  # transformers 4.x
+        kwargs.update(warmup_ratio=config.warmup_ratio, group_by_length=config.group_by_length)
+    args = TrainingArguments(**kwargs)
     callbacks = [EarlyStoppingCallback(config.early_stopping_patience)] if early else None
     return Trainer(
         model=model,

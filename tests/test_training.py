@@ -139,6 +139,9 @@ def test_length_buckets_are_seeded_and_complete():
     assert first == LengthBucketBatchSampler(lengths, 8, seed=5, bucket_batches=4).batches()
     sampler.set_epoch(1)
     assert sampler.batches() != first
+    for bs, accum, group in [(8, 1, True), (5, 3, True), (7, 2, False), (200, 1, True)]:
+        s = LengthBucketBatchSampler(lengths, bs, accum, group_by_length=group, bucket_batches=3)
+        assert len(s) == len(s.batches())
     # grouping cuts padding: spread of lengths within a batch is far below a random batch's
     spread = np.mean([np.ptp(lengths[b]) for b in first if len(b) == 8])
     random_spread = np.mean([np.ptp(lengths[i : i + 8]) for i in range(0, 96, 8)])
@@ -215,6 +218,7 @@ def test_make_trainer_runs_the_same_job(tiny_bert, sentiment_data, tmp_path):
     assert (args.learning_rate, args.per_device_train_batch_size, args.seed) == (1e-3, 8, 0)
     assert args.optim == "adamw_torch_fused" and args.lr_scheduler_type == "cosine"
     assert args.load_best_model_at_end and args.metric_for_best_model == "loss"
+    assert args.warmup_steps == 0.5 and args.train_sampling_strategy == "group_by_length"
     result = trainer.train()
     assert result.global_step == 2
     assert "eval_accuracy" in trainer.evaluate()
