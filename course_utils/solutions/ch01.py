@@ -47,22 +47,38 @@ TOKEN_TEXTS = [
 SIMILARITY_CASES = [  # (query, candidates, index of the right answer)
     (
         "How do I reset my password?",
-        ["Opening hours of the city library", "Steps to recover access to your account", "A recipe for tomato soup"],
+        [
+            "Opening hours of the city library",
+            "Steps to recover access to your account",
+            "A recipe for tomato soup",
+        ],
         1,
     ),
     (
         "Will it rain tomorrow?",
-        ["Our team won the match.", "My laptop battery died.", "The forecast says showers on Friday."],
+        [
+            "Our team won the match.",
+            "My laptop battery died.",
+            "The forecast says showers on Friday.",
+        ],
         2,
     ),
     (
         "Which animal is known as the king of the jungle?",
-        ["The lion is often called the king of beasts.", "Python is a programming language.", "Paris is the capital of France."],
+        [
+            "The lion is often called the king of beasts.",
+            "Python is a programming language.",
+            "Paris is the capital of France.",
+        ],
         0,
     ),
     (
         "GPUs make neural network training faster.",
-        ["Graphics cards speed up deep learning.", "It rained all day yesterday.", "She plays the violin beautifully."],
+        [
+            "Graphics cards speed up deep learning.",
+            "It rained all day yesterday.",
+            "She plays the violin beautifully.",
+        ],
         0,
     ),
 ]
@@ -78,7 +94,9 @@ TERM_QUERIES = [  # (query, English name of the right entry or None)
 ]
 
 
-def exercises(tokenizers: Mapping[str, object], embed: Callable, glossary: Sequence[Mapping]) -> dict[str, Exercise]:
+def exercises(
+    tokenizers: Mapping[str, object], embed: Callable, glossary: Sequence[Mapping]
+) -> dict[str, Exercise]:
     """Chapter 1's exercises, built from the notebook's tokenizers, ``embed`` function and glossary."""
     token_cases = [
         Case((text, tok), label=f"({text!r}, tokenizer of {name!r})")
@@ -86,7 +104,11 @@ def exercises(tokenizers: Mapping[str, object], embed: Callable, glossary: Seque
         for text in TOKEN_TEXTS
     ]
     similarity_cases = [
-        Case((query, candidates, embed), expected=answer, label=f"(query={query!r}, candidates={candidates!r})")
+        Case(
+            (query, candidates, embed),
+            expected=answer,
+            label=f"(query={query!r}, candidates={candidates!r})",
+        )
         for query, candidates, answer in SIMILARITY_CASES
     ]
     by_name = {entry["en"]: entry for entry in glossary}
@@ -130,4 +152,30 @@ def exercises(tokenizers: Mapping[str, object], embed: Callable, glossary: Seque
                 "Remember the abbreviation ('abbr', may be empty) and return None when nothing matches.",
             ],
         ),
+    }
+
+
+def test_context() -> dict:
+    """What ``exercises()`` needs, built the way the notebook builds it (for the tests)."""
+    import torch
+
+    from ..data import Field, load_jsonl
+    from ..models import load_encoder, load_tokenizer
+
+    encoder, tokenizer = load_encoder("minilm", device="cpu")
+
+    def embed(texts):
+        batch = tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+        with torch.no_grad():
+            hidden = encoder(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+    schema = {
+        key: Field(str) for key in ("en", "zh", "abbr", "def_en", "def_zh", "source", "correction")
+    }
+    return {
+        "tokenizers": {"minilm": tokenizer, "smollm2": load_tokenizer("smollm2")},
+        "embed": embed,
+        "glossary": load_jsonl("glossary.jsonl", schema).to_list(),
     }
