@@ -1,0 +1,109 @@
+#!/usr/bin/env python
+"""Maintainer command: re-execute chapter notebooks and refresh both paired files.
+
+    python scripts/run_notebooks.py                 # every chapter, full mode (SMOKE = False)
+    python scripts/run_notebooks.py 1               # one chapter (number, slug or path)
+    python scripts/run_notebooks.py 1 --smoke       # a quick SMOKE run into a temp dir; commits nothing
+    python scripts/run_notebooks.py 1 -p DECODER HuggingFaceTB/SmolLM2-360M-Instruct --smoke
+
+For each chapter, a full run:
+
+1. brings the pair in sync first (``jupytext --sync``: whichever of ``.ipynb`` / ``.py`` you
+   edited last wins — this trusts file times, so it is for your working copy, never for CI);
+2. executes the notebook with papermill (``SMOKE = False``) into a temporary folder;
+3. copies the outputs back into the committed ``.ipynb`` (its own parameters cell stays as it is,
+   papermill's injected cell and timings are dropped) and rewrites the ``.py`` pair from it;
+4. refuses to write anything if a cell raised.
+
+Notebooks run one at a time: on a small CPU a second busy process slows both by ~3x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from course_utils import notebooks  # noqa: E402
+
+
+def parse_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a plain string such as a model id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "chapters", nargs="*", help="chapter numbers, slugs or paths (default: all)"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="run with SMOKE = True into a temp dir; change nothing"
+    )
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="override a parameter (Python literal or string)")  # fmt: skip
+    parser.add_argument(
+        "--output-dir", type=Path, help="where executed copies go (default: a temp dir)"
+    )
+    args = parser.parse_args(argv)
+
+    import jupytext
+    import jupytext.cli
+    import nbformat
+
+    selected = [notebooks.find_chapter(c) for c in args.chapters] or notebooks.chapters()
+    parameters = {"SMOKE": args.smoke} | {
+        name: parse_value(value) for name, value in args.parameter
+    }
+    out_dir = args.output_dir or Path(tempfile.mkdtemp(prefix="course-notebooks-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for chapter in selected:
+        if not args.smoke:
+            jupytext.cli.jupytext(["--sync", "--quiet", str(chapter.path)])
+        executed_path = out_dir / chapter.path.name
+        print(f"==> {chapter.slug}: running with {parameters} -> {executed_path}", flush=True)
+        start = time.perf_counter()
+        try:
+            executed = notebooks.execute(chapter.path, executed_path, parameters)
+        except Exception as error:  # papermill raises PapermillExecutionError on a failing cell
+            print(
+                f"FAILED {chapter.slug} after {time.perf_counter() - start:.0f} s:\n{error}",
+                file=sys.stderr,
+            )
+            failed.append(chapter.slug)
+            continue
+        print(f"    ran in {time.perf_counter() - start:.0f} s", flush=True)
+        if args.smoke:
+            continue
+        merged = notebooks.merge_outputs(nbformat.read(chapter.path, as_version=4), executed)
+        problems = notebooks.stored_output_problems(merged)
+        if problems:
+            print(f"FAILED {chapter.slug}: " + "; ".join(problems), file=sys.stderr)
+            failed.append(chapter.slug)
+            continue
+        nbformat.write(merged, chapter.path)
+        jupytext.write(merged, chapter.text_path, fmt="py:percent")
+        print(
+            f"    refreshed {chapter.path.relative_to(ROOT)} and {chapter.text_path.relative_to(ROOT)}"
+        )
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
