@@ -8,7 +8,7 @@ An exercise is a function the learner fills in (or a value they set) plus hidden
         solution=solutions.count_tokens,           # expected values come from it unless given
         hints=["Call the tokenizer on the text.", "Leave out the special tokens."],
     )
-    ex.check(count_tokens)   # ✅ / ❌ with the failing input, what was expected and what came back
+    ex.check(count_tokens)   # prints ✅ / ❌ with the failing input, what was expected and what came back
     ex.hint()                # the next hint, one at a time
     ex.solution()            # prints the reference solution (only when asked)
 
@@ -57,7 +57,7 @@ class Case:
 
 @dataclass
 class Result:
-    """What ``Exercise.check`` found; truthy only when every case passed."""
+    """What ``Exercise.evaluate`` found; truthy only when every case passed."""
 
     status: str  # "passed", "failed", "error" or "not attempted"
     message: str
@@ -211,13 +211,16 @@ class Exercise:
                 )
         return Result("passed", f"✅ {self.name}: all {total} hidden cases passed!", total, total)
 
-    def check(self, answer: Any) -> Result:
-        """Run the hidden cases on ``answer``, print ✅ / ❌ / ⏳ with details, return the ``Result``."""
+    def check(self, answer: Any) -> None:
+        """Run the hidden cases on ``answer`` and print ✅ / ❌ / ⏳ with what was wrong.
+
+        Returns nothing, so a notebook cell shows only the message; ``evaluate`` returns the
+        ``Result`` for code that needs it.
+        """
         result = self.evaluate(answer)
         print(result.message)
         if result.status in ("failed", "error") and self._hints_shown < len(self.hints):
             print("   (stuck? `.hint()` on this exercise reveals a hint, one at a time)")
-        return result
 
     # -- help -----------------------------------------------------------------------------------
     def hint(self) -> str | None:

@@ -9,7 +9,7 @@
    at an id on the target page); MathJax is loaded from a local file, never a CDN.
 4. Every page is opened in headless chromium (its DOM dumped after scripts ran) and fails if math
    is left unrendered (``$$``, ``\\(`` or ``\\[`` in the visible text, or a math element that
-   MathJax did not typeset).
+   MathJax did not typeset) or a Markdown table is left as text.
 5. Screenshots of the home page and chapter 1 go to ``book/_build/screenshots/``.
 
 Exit status 0 when everything passed, 1 with one line per problem otherwise.
@@ -52,7 +52,9 @@ def find_chromium(install: bool = True) -> str:
     env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk"], check=True, env=env
+        ["apt-get", "install", "-y", "-qq", "chromium", "fonts-noto-cjk", "fonts-noto-color-emoji"],
+        check=True,
+        env=env,
     )
     return shutil.which("chromium") or "chromium"
 
@@ -204,6 +206,8 @@ def check_site(
                             f"{name}: unrendered math {text[max(0, at - 40) : at + 40]!r}"
                         )
                         break
+                if "| --- |" in text or "|---|" in text:
+                    problems.append(f"{name}: a Markdown table was left unrendered")
                 if dom.math_elements and dom.rendered_math < dom.math_elements:
                     problems.append(
                         f"{name}: MathJax typeset {dom.rendered_math} of {dom.math_elements} math elements"

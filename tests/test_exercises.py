@@ -26,13 +26,13 @@ def ex() -> Exercise:
 
 
 def test_correct_answer_passes(ex, capsys):
-    result = ex.check(lambda x: x**2)
+    result = ex.evaluate(lambda x: x**2)
     assert result and result.status == "passed" and (result.passed, result.total) == (3, 3)
     assert "✅" in capsys.readouterr().out
 
 
 def test_wrong_answer_shows_input_expected_and_got(ex, capsys):
-    result = ex.check(lambda x: 2 * x)
+    result = ex.evaluate(lambda x: 2 * x)
     out = capsys.readouterr().out
     assert not result and result.status == "failed" and result.passed == 1
     assert (
@@ -45,16 +45,16 @@ def test_not_attempted_is_friendly_and_does_not_raise(ex, capsys):
     def stub(x):
         raise NotImplementedError
 
-    result = ex.check(stub)
+    result = ex.evaluate(stub)
     assert result.status == "not attempted" and not result
     assert "not attempted yet" in capsys.readouterr().out
 
 
 def test_learner_exception_is_reported_not_raised(ex, capsys):
-    result = ex.check(lambda x: x / 0)
+    result = ex.evaluate(lambda x: x / 0)
     assert result.status == "error"
     assert "ZeroDivisionError" in capsys.readouterr().out
-    assert ex.check(42).status == "error"  # not a function
+    assert ex.evaluate(42).status == "error"  # not a function
 
 
 def test_hints_one_at_a_time(ex, capsys):
@@ -74,10 +74,11 @@ def test_solution_is_shown_only_on_request(ex, capsys):
 
 def test_value_exercise(capsys):
     value = Exercise("answer", kind="value", solution=lambda: 0.1 + 0.2, hints=["Add them."])
-    assert value.check(0.3)  # float tolerance
-    assert value.check(...).status == "not attempted"
-    assert value.check(None).status == "not attempted"
-    assert value.check(0.4).status == "failed"
+    assert value.evaluate(0.3)  # float tolerance
+    assert value.evaluate(...).status == "not attempted"
+    assert value.evaluate(None).status == "not attempted"
+    assert value.evaluate(0.4).status == "failed"
+    assert value.check(0.4) is None
     assert "expected: 0.30000000000000004" in capsys.readouterr().out
 
 
