@@ -15,6 +15,12 @@ def square(x: int) -> int:
     return x * x
 
 
+def run(exercise: Exercise, answer, capsys):
+    """What ``check`` prints (it returns nothing) and the ``Result`` of ``evaluate``."""
+    assert exercise.check(answer) is None
+    return exercise.evaluate(answer), capsys.readouterr().out
+
+
 @pytest.fixture
 def ex() -> Exercise:
     return Exercise(
@@ -26,18 +32,16 @@ def ex() -> Exercise:
 
 
 def test_correct_answer_passes(ex, capsys):
-    result = ex.evaluate(lambda x: x**2)
+    result, out = run(ex, lambda x: x**2, capsys)
     assert result and result.status == "passed" and (result.passed, result.total) == (3, 3)
-    assert "✅" in capsys.readouterr().out
+    assert "✅" in out
 
 
 def test_wrong_answer_shows_input_expected_and_got(ex, capsys):
-    result = ex.evaluate(lambda x: 2 * x)
-    out = capsys.readouterr().out
+    result, out = run(ex, lambda x: 2 * x, capsys)
     assert not result and result.status == "failed" and result.passed == 1
-    assert (
-        "❌" in out and "input:    (-3)" in out and "expected: 9" in out and "got:      -6" in out
-    )
+    assert "❌" in out and "input:    (-3)" in out
+    assert "expected: 9" in out and "got:      -6" in out
     assert ".hint()" in out
 
 
@@ -45,15 +49,15 @@ def test_not_attempted_is_friendly_and_does_not_raise(ex, capsys):
     def stub(x):
         raise NotImplementedError
 
-    result = ex.evaluate(stub)
+    result, out = run(ex, stub, capsys)
     assert result.status == "not attempted" and not result
-    assert "not attempted yet" in capsys.readouterr().out
+    assert "not attempted yet" in out
 
 
 def test_learner_exception_is_reported_not_raised(ex, capsys):
-    result = ex.evaluate(lambda x: x / 0)
+    result, out = run(ex, lambda x: x / 0, capsys)
     assert result.status == "error"
-    assert "ZeroDivisionError" in capsys.readouterr().out
+    assert "ZeroDivisionError" in out
     assert ex.evaluate(42).status == "error"  # not a function
 
 
