@@ -11,6 +11,7 @@ the site's table of contents, the home page's course map and the tests.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,9 +145,11 @@ def pairing_problems(chapter: Chapter) -> list[str]:
         )
     for i, (a, b) in enumerate(zip(ipynb, text, strict=False)):
         if a != b:
-            problems.append(
-                f"cell {i} differs:\n  ipynb: {a[0]} {a[1][:120]!r}\n  py:    {b[0]} {b[1][:120]!r}"
-            )
+            diff = difflib.unified_diff(
+                f"{a[0]} cell\n{a[1]}".splitlines(), f"{b[0]} cell\n{b[1]}".splitlines(),
+                chapter.path.name, chapter.text_path.name, lineterm="", n=1,
+            )  # fmt: skip
+            problems.append(f"cell {i} differs:\n" + "\n".join(list(diff)[:12]))
             break
     return problems
 
