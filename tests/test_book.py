@@ -92,7 +92,9 @@ def test_site_builds_with_every_page(built_site):
         page = built_site / f"{chapter.docname}.html"
         assert page.is_file(), f"no page for {chapter.slug}"
         html = page.read_text(encoding="utf-8")
-        assert "colab.research.google.com" in html, f"{chapter.slug} has no Colab launch button"
+        assert chapter.colab_url in html, (
+            f"{chapter.slug}: no Colab launch button to {chapter.colab_url}"
+        )
 
 
 def test_site_in_headless_chromium(built_site):
