@@ -72,7 +72,10 @@ def classification_metrics(labels: np.ndarray, logits_or_probs: np.ndarray) -> d
     binary = probs.shape[1] == 2
     average = "binary" if binary else "macro"
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
-        y, pred, average=average, zero_division=0,
+        y,
+        pred,
+        average=average,
+        zero_division=0,
         labels=None if binary else list(range(probs.shape[1])),
     )
     if len(np.unique(y)) < 2:
@@ -110,8 +113,10 @@ def confusion(
     """
     probs = to_probabilities(logits_or_probs)
     return skm.confusion_matrix(
-        np.asarray(labels).astype(int), probs.argmax(axis=1),
-        labels=list(range(probs.shape[1])), normalize=normalize,
+        np.asarray(labels).astype(int),
+        probs.argmax(axis=1),
+        labels=list(range(probs.shape[1])),
+        normalize=normalize,
     )
 
 

@@ -53,11 +53,20 @@ def plot_history(
         ax.plot(x, y, color="tab:blue", alpha=0.35 if smooth > 1 else 1.0, label="train")
         if smooth > 1 and len(y) >= smooth:
             kernel = np.ones(smooth) / smooth
-            ax.plot(x[smooth - 1 :], np.convolve(y, kernel, mode="valid"), color="tab:blue",
-                    label=f"train (mean of {smooth})")
+            ax.plot(
+                x[smooth - 1 :],
+                np.convolve(y, kernel, mode="valid"),
+                color="tab:blue",
+                label=f"train (mean of {smooth})",
+            )
     if evals:
-        ax.plot([r["step"] for r in evals], [r["loss"] for r in evals], "o-", color="tab:orange",
-                label="validation")
+        ax.plot(
+            [r["step"] for r in evals],
+            [r["loss"] for r in evals],
+            "o-",
+            color="tab:orange",
+            label="validation",
+        )
     ax.set(xlabel="optimizer step", ylabel="cross-entropy loss", title="Loss")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -95,10 +104,23 @@ def plot_confusion_matrix(
     for i in range(n):
         for j in range(n):
             text = f"{matrix[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
-            ax.text(j, i, text, ha="center", va="center",
-                    color="white" if matrix[i, j] > threshold else "black")
-    ax.set(xticks=range(n), yticks=range(n), xticklabels=names, yticklabels=names,
-           xlabel="predicted class", ylabel="true class", title=title)
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                color="white" if matrix[i, j] > threshold else "black",
+            )
+    ax.set(
+        xticks=range(n),
+        yticks=range(n),
+        xticklabels=names,
+        yticklabels=names,
+        xlabel="predicted class",
+        ylabel="true class",
+        title=title,
+    )
     fig.tight_layout()
     return fig
 
@@ -119,8 +141,13 @@ def plot_roc(
         fpr, tpr, auc = roc(labels, values)
         ax.plot(fpr, tpr, label=f"{name} (AUC = {auc:.3f})")
     ax.plot([0, 1], [0, 1], "--", color="grey", label="chance (AUC = 0.5)")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title,
-           xlim=(0, 1), ylim=(0, 1.01))
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        title=title,
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+    )
     ax.set_aspect("equal")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")

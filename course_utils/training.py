@@ -110,12 +110,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.scheduler not in ("linear", "cosine", "constant"):
-            raise ValueError(f"scheduler must be linear, cosine or constant, not {self.scheduler!r}")
+            raise ValueError(
+                f"scheduler must be linear, cosine or constant, not {self.scheduler!r}"
+            )
         if self.mixed_precision not in ("no", "bf16", "auto"):
-            raise ValueError(f"mixed_precision must be no, bf16 or auto, not {self.mixed_precision!r}")
+            raise ValueError(
+                f"mixed_precision must be no, bf16 or auto, not {self.mixed_precision!r}"
+            )
         if self.freeze not in ("none", "head", "top-k"):
             raise ValueError(f"freeze must be none, head or top-k, not {self.freeze!r}")
-        if self.eval_every != "epoch" and not (isinstance(self.eval_every, int) and self.eval_every > 0):
+        if self.eval_every != "epoch" and not (
+            isinstance(self.eval_every, int) and self.eval_every > 0
+        ):
             raise ValueError("eval_every must be 'epoch' or a positive number of steps")
         if self.resume and self.output_dir is None:
             raise ValueError("resume=True needs an output_dir to find the checkpoint in")
@@ -216,8 +222,7 @@ def _transformer_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
     candidates = [
         (name, mod)
         for name, mod in model.named_modules()
-        if isinstance(mod, nn.ModuleList) and len(mod) > 0
-        and len({type(m) for m in mod}) == 1
+        if isinstance(mod, nn.ModuleList) and len(mod) > 0 and len({type(m) for m in mod}) == 1
     ]
     if n_layers is not None:
         matching = [c for c in candidates if len(c[1]) == n_layers]
@@ -289,7 +294,9 @@ def apply_lora(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=list(target_modules) if isinstance(target_modules, (list, tuple)) else target_modules,
+        target_modules=list(target_modules)
+        if isinstance(target_modules, (list, tuple))
+        else target_modules,
         task_type=_task_type(model),
         **kwargs,
     )
@@ -328,8 +335,10 @@ def tokenize_dataset(
     if "input_ids" not in dataset.column_names:
         dataset = dataset.map(
             lambda batch: tokenizer(
-                batch[text_column], truncation=max_length is not None,
-                max_length=max_length, padding=padding,
+                batch[text_column],
+                truncation=max_length is not None,
+                max_length=max_length,
+                padding=padding,
             ),
             batched=True,
         )
@@ -424,15 +433,23 @@ def _lengths(dataset) -> list[int]:
     return [len(ids) for ids in dataset["input_ids"]]
 
 
-def _train_loader(dataset, tokenizer, config: TrainConfig) -> tuple[DataLoader, LengthBucketBatchSampler]:
+def _train_loader(
+    dataset, tokenizer, config: TrainConfig
+) -> tuple[DataLoader, LengthBucketBatchSampler]:
     sampler = LengthBucketBatchSampler(
-        _lengths(dataset), config.batch_size, config.grad_accum_steps,
-        shuffle=True, group_by_length=config.group_by_length, seed=config.seed,
+        _lengths(dataset),
+        config.batch_size,
+        config.grad_accum_steps,
+        shuffle=True,
+        group_by_length=config.group_by_length,
+        seed=config.seed,
     )
     # A private generator: building the loader's iterator must not draw from the global RNG,
     # or a resumed run would see different dropout masks than an uninterrupted one.
     loader = DataLoader(
-        dataset, batch_sampler=sampler, collate_fn=_collator(dataset, tokenizer, language_modeling=True),
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=_collator(dataset, tokenizer, language_modeling=True),
         generator=torch.Generator().manual_seed(config.seed),
     )
     return loader, sampler
@@ -462,14 +479,18 @@ def _resolve_mixed_precision(choice: str) -> str:
 def _make_accelerator(mixed_precision: str, grad_accum_steps: int = 1) -> Accelerator:
     """An `Accelerator`; in a single process, a new precision may replace an earlier one."""
     try:
-        return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum_steps)
+        return Accelerator(
+            mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum_steps
+        )
     except ValueError:
         # accelerate keeps one global state per process; a notebook that trains once in fp32
         # and once in bf16 is a single process, so resetting the state is safe there.
         if AcceleratorState().num_processes > 1:
             raise
         AcceleratorState._reset_state()
-        return Accelerator(mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum_steps)
+        return Accelerator(
+            mixed_precision=mixed_precision, gradient_accumulation_steps=grad_accum_steps
+        )
 
 
 def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -491,7 +512,8 @@ def _make_scheduler(optimizer, config: TrainConfig, total_steps: int, num_proces
     total = total_steps * num_processes
     name = "constant_with_warmup" if config.scheduler == "constant" else config.scheduler
     return get_scheduler(
-        name, optimizer,
+        name,
+        optimizer,
         num_warmup_steps=math.ceil(config.warmup_ratio * total),
         num_training_steps=total,
     )
@@ -507,7 +529,11 @@ def _pad_and_stack(arrays: list[np.ndarray], pad_value: float) -> np.ndarray:
         return np.concatenate(arrays)
     width = max(a.shape[1] for a in arrays)
     padded = [
-        np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2), constant_values=pad_value)
+        np.pad(
+            a,
+            [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2),
+            constant_values=pad_value,
+        )
         for a in arrays
     ]
     return np.concatenate(padded)
@@ -626,17 +652,25 @@ def train(
     set_seed(config.seed)
     model = _prepare_trainable(model, config)
     train_data = tokenize_dataset(
-        train_dataset, tokenizer, config.max_length, text_column=config.text_column,
+        train_dataset,
+        tokenizer,
+        config.max_length,
+        text_column=config.text_column,
         label_column=config.label_column,
     )
     eval_data = None
     if eval_dataset is not None:
         eval_data = tokenize_dataset(
-            eval_dataset, tokenizer, config.max_length, text_column=config.text_column,
+            eval_dataset,
+            tokenizer,
+            config.max_length,
+            text_column=config.text_column,
             label_column=config.label_column,
         )
 
-    accelerator = _make_accelerator(_resolve_mixed_precision(config.mixed_precision), config.grad_accum_steps)
+    accelerator = _make_accelerator(
+        _resolve_mixed_precision(config.mixed_precision), config.grad_accum_steps
+    )
     train_loader, sampler = _train_loader(train_data, tokenizer, config)
     optimizer = _make_optimizer(model, config)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
@@ -671,13 +705,18 @@ def train(
     def evaluate() -> dict[str, float]:
         nonlocal best_weights, bad_evals
         loss, logits, labels = _run_eval(
-            model, eval_loader, accelerator, want_outputs=compute_metrics is not None,
+            model,
+            eval_loader,
+            accelerator,
+            want_outputs=compute_metrics is not None,
         )
         row = {"step": step, "epoch": step / steps_per_epoch, "loss": loss}
         if compute_metrics is not None:
             unsorted_logits, unsorted_labels = np.empty_like(logits), np.empty_like(labels)
             unsorted_logits[order], unsorted_labels[order] = logits, labels
-            metrics = compute_metrics(EvalPrediction(predictions=unsorted_logits, label_ids=unsorted_labels))
+            metrics = compute_metrics(
+                EvalPrediction(predictions=unsorted_logits, label_ids=unsorted_labels)
+            )
             row.update({k: float(v) for k, v in metrics.items()})
         history.evals.append(row)
         value = row[config.metric_for_best]
@@ -695,14 +734,23 @@ def train(
 
     def checkpoint(finished: bool = False) -> None:
         state = {
-            "finished": finished, "step": step, "epoch": epoch, "batches_done": batches_done, "bad_evals": bad_evals,
-            "history": history.to_dict(), "config": {k: str(v) for k, v in asdict(config).items()},
+            "finished": finished,
+            "step": step,
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "bad_evals": bad_evals,
+            "history": history.to_dict(),
+            "config": {k: str(v) for k, v in asdict(config).items()},
         }
         _save_checkpoint(accelerator, output_dir, state, best_weights)
 
     model.train()
-    bar = tqdm(total=total_steps, initial=step, desc="train",
-               disable=not (config.progress and accelerator.is_local_main_process))
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        desc="train",
+        disable=not (config.progress and accelerator.is_local_main_process),
+    )
     start = time.perf_counter() - history.train_time_s
     eval_time = 0.0
     running_loss, running_count = torch.zeros((), device=accelerator.device), 0
@@ -733,11 +781,15 @@ def train(
             step += 1
             bar.update(1)
             if step % config.log_every == 0 or step == total_steps:
-                history.steps.append({
-                    "step": step, "epoch": epoch + batches_done / batches_per_epoch,
-                    "loss": running_loss.item() / running_count, "lr": scheduler.get_last_lr()[0],
-                    "time_s": time.perf_counter() - start - eval_time,
-                })
+                history.steps.append(
+                    {
+                        "step": step,
+                        "epoch": epoch + batches_done / batches_per_epoch,
+                        "loss": running_loss.item() / running_count,
+                        "lr": scheduler.get_last_lr()[0],
+                        "time_s": time.perf_counter() - start - eval_time,
+                    }
+                )
                 bar.set_postfix(loss=f"{history.steps[-1]['loss']:.4f}")
                 running_loss, running_count = torch.zeros_like(running_loss), 0
             end_of_epoch = batches_done == batches_per_epoch
@@ -746,13 +798,21 @@ def train(
             if eval_loader is not None and (
                 (config.eval_every == "epoch" and end_of_epoch)
                 or (isinstance(config.eval_every, int) and step % config.eval_every == 0)
-                or (step == total_steps and (not history.evals or history.evals[-1]["step"] != step))
+                or (
+                    step == total_steps and (not history.evals or history.evals[-1]["step"] != step)
+                )
             ):
                 t0 = time.perf_counter()
                 row = evaluate()
                 eval_time += time.perf_counter() - t0
-                bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "step"))
-                if config.early_stopping_patience is not None and bad_evals >= config.early_stopping_patience:
+                bar.write(
+                    f"step {step}: "
+                    + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "step")
+                )
+                if (
+                    config.early_stopping_patience is not None
+                    and bad_evals >= config.early_stopping_patience
+                ):
                     history.stopped_early = stop = True
             history.train_time_s = time.perf_counter() - start - eval_time
             if config.checkpoint_every and step % config.checkpoint_every == 0:
@@ -768,7 +828,9 @@ def train(
     history.train_time_s = time.perf_counter() - start - eval_time
 
     if best_weights is not None and history.best_step != step and not finished:
-        accelerator.unwrap_model(model).load_state_dict(best_weights)  # early stopping: keep the best
+        accelerator.unwrap_model(model).load_state_dict(
+            best_weights
+        )  # early stopping: keep the best
     if config.checkpoint_every and not finished:
         checkpoint(finished=True)  # a resumed finished run just reloads this
     accelerator.wait_for_everyone()
@@ -802,9 +864,15 @@ def make_trainer(
     config = config or TrainConfig()
     set_seed(config.seed)
     model = _prepare_trainable(model, config)
-    kw = dict(max_length=config.max_length, text_column=config.text_column, label_column=config.label_column)
+    kw = dict(
+        max_length=config.max_length,
+        text_column=config.text_column,
+        label_column=config.label_column,
+    )
     train_data = tokenize_dataset(train_dataset, tokenizer, **kw)
-    eval_data = tokenize_dataset(eval_dataset, tokenizer, **kw) if eval_dataset is not None else None
+    eval_data = (
+        tokenize_dataset(eval_dataset, tokenizer, **kw) if eval_dataset is not None else None
+    )
 
     if eval_data is None:
         eval_strategy, eval_steps = "no", None
@@ -829,7 +897,9 @@ def make_trainer(
         per_device_eval_batch_size=config.eval_batch_size,
         gradient_accumulation_steps=config.grad_accum_steps,
         max_grad_norm=config.max_grad_norm or 0.0,
-        lr_scheduler_type="constant_with_warmup" if config.scheduler == "constant" else config.scheduler,
+        lr_scheduler_type="constant_with_warmup"
+        if config.scheduler == "constant"
+        else config.scheduler,
         weight_decay=config.weight_decay,
         optim="adamw_torch_fused",
         bf16=mixed == "bf16",
@@ -850,8 +920,10 @@ def make_trainer(
     )
     if "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}:
         # transformers 5: a float warmup_steps in [0, 1) is a ratio of the total steps
-        kwargs.update(warmup_steps=config.warmup_ratio,
-                      train_sampling_strategy="group_by_length" if config.group_by_length else "random")
+        kwargs.update(
+            warmup_steps=config.warmup_ratio,
+            train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        )
     else:  # transformers 4.x
         kwargs.update(warmup_ratio=config.warmup_ratio, group_by_length=config.group_by_length)
     args = TrainingArguments(**kwargs)

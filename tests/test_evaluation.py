@@ -38,7 +38,9 @@ def test_metrics_match_hand_computed_values():
 def test_probabilities_and_binary_scores_give_the_same_metrics():
     probs = softmax(LOGITS)
     assert np.allclose(probs.sum(axis=1), 1)
-    assert classification_metrics(LABELS, probs) == pytest.approx(classification_metrics(LABELS, LOGITS))
+    assert classification_metrics(LABELS, probs) == pytest.approx(
+        classification_metrics(LABELS, LOGITS)
+    )
     assert classification_metrics(LABELS, probs[:, 1]) == pytest.approx(
         classification_metrics(LABELS, LOGITS)
     )
@@ -54,7 +56,9 @@ def test_compute_metrics_accepts_eval_prediction_and_pairs():
 
 def test_confusion_matrix():
     assert confusion(LABELS, LOGITS).tolist() == [[2, 1], [1, 2]]
-    assert np.allclose(confusion(LABELS, LOGITS, normalize="true"), [[2 / 3, 1 / 3], [1 / 3, 2 / 3]])
+    assert np.allclose(
+        confusion(LABELS, LOGITS, normalize="true"), [[2 / 3, 1 / 3], [1 / 3, 2 / 3]]
+    )
 
 
 def test_roc_curve():

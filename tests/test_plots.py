@@ -27,12 +27,14 @@ def test_backend_is_not_forced():
 def test_plot_history():
     history = History(
         steps=[{"step": s, "epoch": s / 10, "loss": 1 / s, "lr": 1e-4} for s in range(1, 21)],
-        evals=[{"step": s, "epoch": s / 10, "loss": 2 / s, "accuracy": 0.5 + s / 50, "f1": 0.6}
-               for s in (10, 20)],
+        evals=[
+            {"step": s, "epoch": s / 10, "loss": 2 / s, "accuracy": 0.5 + s / 50, "f1": 0.6}
+            for s in (10, 20)
+        ],
     )
     fig = plot_history(history, smooth=5)
     loss_ax, metric_ax = fig.axes
-    assert fig._suptitle.get_text() == "Training history"
+    assert fig.get_suptitle() == "Training history"
     assert loss_ax.get_title() == "Loss" and loss_ax.get_xlabel() and loss_ax.get_ylabel()
     assert metric_ax.get_title() == "Validation metrics"
     assert {t.get_text() for t in metric_ax.get_legend().get_texts()} == {"accuracy", "f1"}

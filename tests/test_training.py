@@ -53,8 +53,11 @@ def test_train_learns_and_records_history(tiny_bert, sentiment_data):
 def test_warmup_and_schedulers(tiny_bert, sentiment_data):
     model, tok = tiny_bert
     history = train(
-        model, sentiment_data[0], None,
-        quick(num_epochs=2, lr=1e-3, warmup_ratio=0.25, scheduler="cosine"), tok,
+        model,
+        sentiment_data[0],
+        None,
+        quick(num_epochs=2, lr=1e-3, warmup_ratio=0.25, scheduler="cosine"),
+        tok,
     )
     lrs = [row["lr"] for row in history.steps]
     assert len(lrs) == 16
@@ -78,7 +81,9 @@ def test_resume_equals_uninterrupted_run(tiny_tokenizer, tmp_path):
     cfg = dict(num_epochs=3, seed=1, grad_accum_steps=2, checkpoint_every=3, warmup_ratio=0.2)
 
     reference = build_tiny_bert(tiny_tokenizer)  # dropout on: the RNG state must be restored
-    ref_history = train(reference, train_ds, None, quick(**cfg, output_dir=tmp_path / "a"), tiny_tokenizer)
+    ref_history = train(
+        reference, train_ds, None, quick(**cfg, output_dir=tmp_path / "a"), tiny_tokenizer
+    )
 
     def kill_at_step_7(step, history):
         if step == 7:
@@ -86,13 +91,24 @@ def test_resume_equals_uninterrupted_run(tiny_tokenizer, tmp_path):
 
     interrupted = build_tiny_bert(tiny_tokenizer)
     with pytest.raises(Interrupt):
-        train(interrupted, train_ds, None, quick(**cfg, output_dir=tmp_path / "b"), tiny_tokenizer,
-              callbacks=[kill_at_step_7])
+        train(
+            interrupted,
+            train_ds,
+            None,
+            quick(**cfg, output_dir=tmp_path / "b"),
+            tiny_tokenizer,
+            callbacks=[kill_at_step_7],
+        )
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["checkpoint-6"]  # only the newest
 
     resumed = build_tiny_bert(tiny_tokenizer, seed=99)  # fresh weights: all must come from disk
-    history = train(resumed, train_ds, None, quick(**cfg, output_dir=tmp_path / "b", resume=True),
-                    tiny_tokenizer)
+    history = train(
+        resumed,
+        train_ds,
+        None,
+        quick(**cfg, output_dir=tmp_path / "b", resume=True),
+        tiny_tokenizer,
+    )
     assert history.resumed_from_step == 6
     assert [r["loss"] for r in history.steps] == [r["loss"] for r in ref_history.steps]
     ref = reference.state_dict()
@@ -104,8 +120,13 @@ def test_grad_accumulation_matches_bigger_batch(tiny_tokenizer, sentiment_data):
     models = []
     for batch_size, accum in [(8, 1), (4, 2)]:
         model = build_tiny_bert(tiny_tokenizer, dropout=0.0)
-        train(model, sentiment_data[0], None,
-              quick(batch_size=batch_size, grad_accum_steps=accum, num_epochs=1), tiny_tokenizer)
+        train(
+            model,
+            sentiment_data[0],
+            None,
+            quick(batch_size=batch_size, grad_accum_steps=accum, num_epochs=1),
+            tiny_tokenizer,
+        )
         models.append(model.state_dict())
     for name in models[0]:
         torch.testing.assert_close(models[0][name], models[1][name], atol=1e-5, rtol=1e-4)
@@ -121,8 +142,9 @@ def test_early_stopping_restores_best_weights(tiny_bert, sentiment_data):
 
     # lr far too high: validation loss gets worse quickly, so training stops early
     cfg = quick(num_epochs=30, lr=0.3, eval_every=2, early_stopping_patience=2, warmup_ratio=0.0)
-    history = train(model, sentiment_data[0], sentiment_data[1], cfg, tok, compute_metrics,
-                    callbacks=[snapshot])
+    history = train(
+        model, sentiment_data[0], sentiment_data[1], cfg, tok, compute_metrics, callbacks=[snapshot]
+    )
     assert history.stopped_early
     assert history.steps[-1]["step"] < history.total_steps
     best = min(history.evals, key=lambda r: r["loss"])
@@ -151,9 +173,14 @@ def test_length_buckets_are_seeded_and_complete():
 def test_freeze_layers_counts(tiny_bert):
     model, _ = tiny_bert
     total = count_parameters(model)
-    pooler_and_head = sum(p.numel() for n, p in model.named_parameters()
-                          if n.startswith(("bert.pooler", "classifier")))
-    layer = sum(p.numel() for n, p in model.named_parameters() if n.startswith("bert.encoder.layer.1."))
+    pooler_and_head = sum(
+        p.numel()
+        for n, p in model.named_parameters()
+        if n.startswith(("bert.pooler", "classifier"))
+    )
+    layer = sum(
+        p.numel() for n, p in model.named_parameters() if n.startswith("bert.encoder.layer.1.")
+    )
     assert freeze_layers(model, "head") == pooler_and_head
     assert count_parameters(model, trainable_only=True) == pooler_and_head
     assert freeze_layers(model, "top-k", k=1) == pooler_and_head + layer
@@ -167,16 +194,23 @@ def test_frozen_parameters_do_not_change(tiny_bert, sentiment_data):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     train(model, sentiment_data[0], None, quick(freeze="head", num_epochs=1), tok)
     after = model.state_dict()
-    assert torch.equal(before["bert.encoder.layer.0.output.dense.weight"],
-                       after["bert.encoder.layer.0.output.dense.weight"])
+    assert torch.equal(
+        before["bert.encoder.layer.0.output.dense.weight"],
+        after["bert.encoder.layer.0.output.dense.weight"],
+    )
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
 
 
 def test_lora_trains_only_adapters_and_head(tiny_bert, sentiment_data):
     model, tok = tiny_bert
     total = count_parameters(model)
-    history = train(model, sentiment_data[0], sentiment_data[1],
-                    quick(lora={"r": 4, "alpha": 8, "dropout": 0.0}, num_epochs=1), tok)
+    history = train(
+        model,
+        sentiment_data[0],
+        sentiment_data[1],
+        quick(lora={"r": 4, "alpha": 8, "dropout": 0.0}, num_epochs=1),
+        tok,
+    )
     peft_model = history.model
     trainable = count_parameters(peft_model, trainable_only=True)
     # r=4 adapters on query and value of 2 layers (32x4 + 4x32 each) + the classifier copy
@@ -188,8 +222,13 @@ def test_lora_trains_only_adapters_and_head(tiny_bert, sentiment_data):
 
 def test_causal_lm_trains_on_plain_text(tiny_llama, sentiment_data):
     model, tok = tiny_llama
-    history = train(model, sentiment_data[0].remove_columns("label"), None,
-                    quick(num_epochs=3, lr=3e-3, freeze="top-k", freeze_k=1), tok)
+    history = train(
+        model,
+        sentiment_data[0].remove_columns("label"),
+        None,
+        quick(num_epochs=3, lr=3e-3, freeze="top-k", freeze_k=1),
+        tok,
+    )
     assert history.steps[-1]["loss"] < history.steps[0]["loss"]
     assert not model.model.layers[0].self_attn.q_proj.weight.requires_grad
 
@@ -211,8 +250,14 @@ def test_tokenize_dataset_keeps_model_columns(tiny_tokenizer, sentiment_data):
 
 def test_make_trainer_runs_the_same_job(tiny_bert, sentiment_data, tmp_path):
     model, tok = tiny_bert
-    cfg = quick(max_steps=2, output_dir=tmp_path, warmup_ratio=0.5, scheduler="cosine",
-                early_stopping_patience=1, eval_every=1)
+    cfg = quick(
+        max_steps=2,
+        output_dir=tmp_path,
+        warmup_ratio=0.5,
+        scheduler="cosine",
+        early_stopping_patience=1,
+        eval_every=1,
+    )
     trainer = make_trainer(model, sentiment_data[0], sentiment_data[1], cfg, tok, compute_metrics)
     args = trainer.args
     assert (args.learning_rate, args.per_device_train_batch_size, args.seed) == (1e-3, 8, 0)
