@@ -175,7 +175,9 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of everything recorded (the model is left out)."""
-        out = {k: v for k, v in asdict(self).items() if k != "model"}
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        out["steps"] = [dict(row) for row in self.steps]  # copies, not views of the history
+        out["evals"] = [dict(row) for row in self.evals]
         out["samples_per_second"] = self.samples_per_second
         return out
 

@@ -2,11 +2,14 @@
 
     OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python scripts/train_full.py
 
-Hyper-parameters were chosen on the VALIDATION split only (the test split is read once, at the
-end): lr 1e-4 (small models take larger rates than BERT-base's 2e-5 to 5e-5), 4 epochs, 10%
-warm-up then cosine decay, batch 32, weight decay 0.01, max_length 64 (the token lengths of the
-training texts: median 26, 99th percentile 55, maximum 79), early stopping on validation
-accuracy (the best epoch's weights are kept). Reports test metrics, wall time and peak memory,
+Settings: lr 1e-4 (a 6-layer, 384-wide model takes larger rates than BERT-base's 2e-5 to 5e-5),
+4 epochs, 10% warm-up then cosine decay, batch 32, weight decay 0.01, max_length 64 (token
+lengths of the training texts: median 26, 99th percentile 55, maximum 79; length-bucketed
+batches make the short ones cheap). Only the VALIDATION split steers the run: it is evaluated
+after every epoch and the epoch with the best validation accuracy is kept (early stopping,
+patience 2); the test split is read once, at the end (`--no-test` skips it while tuning).
+Validation accuracy by epoch in a first run: 0.859, 0.871, 0.868, 0.874.
+Reports test metrics, wall time and peak memory (ru_maxrss), checkpoints every 200 steps,
 and writes `runs/full/summary.json` (and the model to `runs/full/model` unless --no-save).
 """
 
@@ -30,7 +33,13 @@ import torch  # noqa: E402
 from course_utils.data import load_movie_reviews  # noqa: E402
 from course_utils.evaluation import classification_metrics, compute_metrics  # noqa: E402
 from course_utils.models import load_classifier  # noqa: E402
-from course_utils.training import TrainConfig, count_parameters, predict, train  # noqa: E402
+from course_utils.training import (  # noqa: E402
+    TrainConfig,
+    count_parameters,
+    predict,
+    seed_everything,
+    train,
+)
 
 
 def peak_rss_mb() -> float:
@@ -60,6 +69,7 @@ def main() -> None:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     data = load_movie_reviews()
+    seed_everything(args.seed)  # the new classifier head is initialised randomly: seed it too
     model, tokenizer = load_classifier(args.model, num_labels=2)
     config = TrainConfig(
         lr=args.lr,

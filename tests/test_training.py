@@ -46,6 +46,7 @@ def test_train_learns_and_records_history(tiny_bert, sentiment_data):
     assert {"accuracy", "f1", "auc", "loss", "epoch"} <= set(history.evals[-1])
     frame = history.to_dataframe("train")
     assert list(frame.columns[:4]) == ["step", "epoch", "loss", "lr"]
+    assert history.model is model and "model" not in history.to_dict()
     json.dumps(history.to_dict())  # serialisable
     assert History.from_dict(history.to_dict()).evals == history.evals
 
