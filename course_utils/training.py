@@ -460,8 +460,14 @@ def _train_loader(
 def _eval_loader(dataset, tokenizer, batch_size: int) -> tuple[DataLoader, np.ndarray]:
     """Batches sorted by length (fast); also returns the order to undo the sorting."""
     order = np.argsort(-np.asarray(_lengths(dataset)), kind="stable")
-    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=_collator(dataset, tokenizer))
+    # A plain sequential loader over the sorted rows: accelerate shards it across processes and
+    # `gather_for_metrics` drops the duplicates it pads the last batch with.
+    loader = DataLoader(
+        dataset.select(order),
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=_collator(dataset, tokenizer),
+    )
     return loader, order
 
 
@@ -807,10 +813,11 @@ def train(
                 t0 = time.perf_counter()
                 row = evaluate()
                 eval_time += time.perf_counter() - t0
-                bar.write(
-                    f"step {step}: "
-                    + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "step")
-                )
+                if config.progress and accelerator.is_local_main_process:
+                    bar.write(
+                        f"step {step}: "
+                        + ", ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "step")
+                    )
                 if (
                     config.early_stopping_patience is not None
                     and bad_evals >= config.early_stopping_patience
