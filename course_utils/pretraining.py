@@ -172,9 +172,7 @@ def _lm_head_matmul_parameters(model: nn.Module) -> int:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is None or not hasattr(head, "weight"):
         return 0
-    tied = any(
-        head.weight is m.weight for m in model.modules() if isinstance(m, _EMBEDDING_TYPES)
-    )
+    tied = any(head.weight is m.weight for m in model.modules() if isinstance(m, _EMBEDDING_TYPES))
     return head.weight.numel() if tied else 0  # an untied head is already non-embedding
 
 
