@@ -473,7 +473,7 @@ print(f"✓ both below {TOL:g}: the backward pass is right")
 # **Why float64.** The same check in float32 — the precision networks are usually *trained*
 # in — fails, not because the gradient is wrong but because finite differences cannot resolve
 # it: float32's rounding error ($\sim 10^{-7}$) divided by $2\varepsilon$ swamps the result.
-# A bug, by contrast, gives errors of order 1. Let us see both:
+# A real bug, by contrast, gives a large error even in float64. Let us see both:
 
 # %%
 params32 = {name: p.astype(np.float32) for name, p in params.items()}
