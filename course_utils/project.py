@@ -1,0 +1,231 @@
+"""The end-to-end project's reusable pieces: the reference classifier and its helpers.
+
+Introduced in chapter 5 (and used again by chapter 6, which compares prompting with it).
+
+- `SMALL_BUDGET` and `small_train_set`: the chapter's smallest training run (256 reviews), the
+  data budget chapter 6's prompt-based fine-tuning uses too.
+- `choose_max_length`: a `max_length` from the token lengths of the training texts.
+- `reference_classifier(smoke)`: chapter 5's final MiniLM classifier, trained once with the
+  chapter's settings and saved with `save_pretrained`; later calls (chapter 6, a re-run) load it.
+- `predict_texts`: label and score for a list of sentences, with `transformers.pipeline`.
+- `augment_text`: a cheap text augmentation that keeps the label; `ensemble_probabilities`:
+  average several models' class probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .evaluation import to_probabilities
+from .experiments import config_key
+
+__all__ = [
+    "NEGATIONS",
+    "REFERENCE_SETTINGS",
+    "SMALL_BUDGET",
+    "augment_text",
+    "choose_max_length",
+    "ensemble_probabilities",
+    "predict_texts",
+    "reference_classifier",
+    "reference_config",
+    "small_train_set",
+]
+
+SMALL_BUDGET = 256  # reviews in the chapter's smallest training run (chapter 6 uses the same)
+
+# The chapter's chosen settings for the final model (see chapter 5 for how they were chosen).
+REFERENCE_SETTINGS: dict[str, Any] = {
+    "model": "minilm",
+    "lr": 1e-4,
+    "num_epochs": 2,
+    "batch_size": 32,
+    "warmup_ratio": 0.1,
+    "scheduler": "cosine",
+    "weight_decay": 0.01,
+    "max_length_percentile": 99,
+    "seed": 0,
+}
+SMOKE_SETTINGS: dict[str, Any] = {"train_size": 64, "eval_size": 64, "num_epochs": 1}
+
+# Words whose loss flips or weakens the sentiment of a sentence: augmentation never drops them.
+NEGATIONS = frozenset(
+    "not no never nor n't nothing nobody none neither cannot without hardly barely "
+    "isn't aren't wasn't weren't don't doesn't didn't can't couldn't won't wouldn't "
+    "shouldn't hasn't haven't hadn't but".split()
+)
+
+
+def small_train_set(reviews, seed: int = 0):
+    """`SMALL_BUDGET` training reviews drawn at random (the splits keep the file's order)."""
+    return reviews["train"].shuffle(seed=seed).select(range(SMALL_BUDGET))
+
+
+def choose_max_length(lengths: Sequence[int], percentile: float = 99, multiple: int = 8) -> int:
+    """The `percentile`-th percentile of the token lengths, rounded up to a multiple of `multiple`.
+
+    With dynamic padding a longer `max_length` costs only for the few long texts, so covering
+    99% of the texts untruncated is cheap; rounding to a multiple of 8 suits the hardware.
+    """
+    value = float(np.percentile(np.asarray(lengths), percentile))
+    return int(-(-int(np.ceil(value)) // multiple) * multiple)
+
+
+def reference_config(smoke: bool, max_length: int | None = None) -> dict[str, Any]:
+    """The configuration (a JSON-able dict) of the reference classifier; its hash names the run."""
+    config = dict(REFERENCE_SETTINGS, smoke=bool(smoke), version=1)
+    if smoke:
+        config.update(SMOKE_SETTINGS)
+    if max_length is not None:
+        config["max_length"] = max_length
+    return config
+
+
+def _token_lengths(texts: Sequence[str], tokenizer) -> list[int]:
+    return [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+
+
+def _train_reference(config: dict[str, Any], target: Path, progress: bool) -> dict[str, Any]:
+    from .data import load_movie_reviews
+    from .evaluation import classification_metrics, compute_metrics
+    from .models import load_classifier
+    from .training import TrainConfig, predict, seed_everything, train
+
+    reviews = load_movie_reviews()
+    train_set, eval_set, test_set = reviews["train"], reviews["validation"], reviews["test"]
+    if config["smoke"]:
+        train_set = train_set.shuffle(seed=config["seed"]).select(range(config["train_size"]))
+        eval_set = eval_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
+        test_set = test_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
+    seed_everything(config["seed"])  # the new classification head is random: seed it
+    model, tokenizer = load_classifier(config["model"], num_labels=2, device="cpu")
+    train_config = TrainConfig(
+        lr=config["lr"],
+        num_epochs=config["num_epochs"],
+        batch_size=config["batch_size"],
+        eval_batch_size=128,
+        max_length=config["max_length"],
+        warmup_ratio=config["warmup_ratio"],
+        scheduler=config["scheduler"],
+        weight_decay=config["weight_decay"],
+        eval_every="epoch",
+        metric_for_best="accuracy",
+        early_stopping_patience=1,  # keep the epoch with the best validation accuracy
+        seed=config["seed"],
+        log_every=5,
+        progress=progress,
+    )
+    history = train(model, train_set, eval_set, train_config, tokenizer, compute_metrics)
+    logits = predict(model, test_set, tokenizer, batch_size=128, max_length=config["max_length"])
+    test = classification_metrics(np.asarray(test_set["label"]), logits)
+    info = {
+        "config": config,
+        "test": test,
+        "validation": history.best_metrics,
+        "test_size": len(test_set),
+        "train_size": len(train_set),
+        "train_time_s": history.train_time_s,
+        "samples_per_second": history.samples_per_second,
+        "history": history.to_dict(),
+        "test_logits": logits.tolist(),
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "info.json").write_text(json.dumps(info, indent=1))
+        os.replace(tmp, target)  # atomic: the folder appears complete or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def reference_classifier(
+    smoke: bool, root: str | os.PathLike = "runs/models", progress: bool = False
+) -> tuple[Path, dict[str, Any]]:
+    """Chapter 5's final MiniLM classifier: `(model_dir, info)`, trained only the first time.
+
+    Full mode trains on the whole training split with `REFERENCE_SETTINGS` (the validation split
+    picks the best epoch; the test split is predicted once, at the end); `smoke=True` trains a
+    tiny version (64 reviews, 1 epoch) in seconds. The model and tokenizer are saved with
+    `save_pretrained` into `root/ch05-minilm-<key>`, where the key hashes the configuration, so
+    another configuration never reuses them; when that folder exists it is loaded, not retrained.
+    `info` holds the configuration, the test and validation metrics, the training `History` (as
+    a dict) and the test logits. Load the model with `load_classifier(model_dir)` or
+    `transformers.pipeline("text-classification", model=str(model_dir))`.
+    """
+    from .models import load_tokenizer
+
+    tokenizer = load_tokenizer(REFERENCE_SETTINGS["model"])
+    from .data import load_movie_reviews
+
+    texts = load_movie_reviews()["train"]["text"]
+    max_length = choose_max_length(
+        _token_lengths(texts, tokenizer), REFERENCE_SETTINGS["max_length_percentile"]
+    )
+    config = reference_config(smoke, max_length)
+    model_dir = Path(root) / f"ch05-minilm-{config_key(config)}"
+    info_path = model_dir / "info.json"
+    if info_path.exists():
+        return model_dir, json.loads(info_path.read_text())
+    return model_dir, _train_reference(config, model_dir, progress)
+
+
+def predict_texts(model_dir: str | os.PathLike, texts: Sequence[str], device: str = "cpu"):
+    """`[{"label": ..., "score": ...}, ...]` for `texts`, from a saved classifier folder.
+
+    A thin wrapper over `transformers.pipeline("text-classification", ...)`, which reads the
+    label names from the saved config and truncates texts longer than the model allows.
+    """
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(model_dir), device=device)
+    return classify(list(texts), truncation=True)
+
+
+def augment_text(
+    text: str,
+    seed: int | random.Random = 0,
+    p_delete: float = 0.1,
+    n_swaps: int = 1,
+    protected: frozenset[str] = NEGATIONS,
+) -> str:
+    """A noisy copy of `text` that keeps its sentiment: random deletions and adjacent swaps.
+
+    Each word is dropped with probability `p_delete`, except negations and contrast words
+    (`protected`: dropping "not" would flip the label); then `n_swaps` random pairs of
+    neighbouring words trade places. The result is never empty. Same seed, same output.
+    """
+    rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+    words = text.split()
+    kept = [w for w in words if w.lower().strip(".,!?;:") in protected or rng.random() >= p_delete]
+    words = kept or words
+    for _ in range(n_swaps if len(words) > 1 else 0):
+        i = rng.randrange(len(words) - 1)
+        words[i], words[i + 1] = words[i + 1], words[i]
+    return " ".join(words)
+
+
+def ensemble_probabilities(
+    outputs: Sequence[np.ndarray], weights: Sequence[float] | None = None
+) -> np.ndarray:
+    """The (weighted) mean of several models' class probabilities, `(n, num_classes)`.
+
+    Each element of `outputs` may be logits or probabilities (see
+    `course_utils.evaluation.to_probabilities`); averaging probabilities, not logits, keeps one
+    over-confident model from out-voting the others.
+    """
+    probs = np.stack([to_probabilities(o) for o in outputs])
+    w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    return np.tensordot(w / w.sum(), probs, axes=1)
