@@ -38,9 +38,11 @@ __all__ = [
     "predict_texts",
     "reference_classifier",
     "reference_config",
+    "reference_train_config",
     "small_train_set",
 ]
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository (runs/ lives there)
 SMALL_BUDGET = 256  # reviews in the chapter's smallest training run (chapter 6 uses the same)
 
 # The chapter's chosen settings for the final model (see chapter 5 for how they were chosen).
@@ -90,25 +92,15 @@ def reference_config(smoke: bool, max_length: int | None = None) -> dict[str, An
     return config
 
 
-def _token_lengths(texts: Sequence[str], tokenizer) -> list[int]:
-    return [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+def reference_train_config(config: dict[str, Any], progress: bool = False, **overrides):
+    """The `TrainConfig` of the reference run, for `train` and `make_trainer` alike.
 
+    The validation split is evaluated after every epoch and the epoch with the best validation
+    accuracy is kept (early stopping with patience 1). `overrides` replace any field.
+    """
+    from .training import TrainConfig
 
-def _train_reference(config: dict[str, Any], target: Path, progress: bool) -> dict[str, Any]:
-    from .data import load_movie_reviews
-    from .evaluation import classification_metrics, compute_metrics
-    from .models import load_classifier
-    from .training import TrainConfig, predict, seed_everything, train
-
-    reviews = load_movie_reviews()
-    train_set, eval_set, test_set = reviews["train"], reviews["validation"], reviews["test"]
-    if config["smoke"]:
-        train_set = train_set.shuffle(seed=config["seed"]).select(range(config["train_size"]))
-        eval_set = eval_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
-        test_set = test_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
-    seed_everything(config["seed"])  # the new classification head is random: seed it
-    model, tokenizer = load_classifier(config["model"], num_labels=2, device="cpu")
-    train_config = TrainConfig(
+    settings = dict(
         lr=config["lr"],
         num_epochs=config["num_epochs"],
         batch_size=config["batch_size"],
@@ -119,14 +111,39 @@ def _train_reference(config: dict[str, Any], target: Path, progress: bool) -> di
         weight_decay=config["weight_decay"],
         eval_every="epoch",
         metric_for_best="accuracy",
-        early_stopping_patience=1,  # keep the epoch with the best validation accuracy
+        early_stopping_patience=1,
         seed=config["seed"],
         log_every=5,
         progress=progress,
     )
+    return TrainConfig(**(settings | overrides))
+
+
+def _token_lengths(texts: Sequence[str], tokenizer) -> list[int]:
+    return [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
+
+
+def _train_reference(config: dict[str, Any], target: Path, progress: bool) -> dict[str, Any]:
+    from .data import load_movie_reviews
+    from .evaluation import classification_metrics, compute_metrics
+    from .models import load_classifier
+    from .training import predict, seed_everything, train
+
+    reviews = load_movie_reviews()
+    train_set, eval_set, test_set = reviews["train"], reviews["validation"], reviews["test"]
+    if config["smoke"]:
+        train_set = train_set.shuffle(seed=config["seed"]).select(range(config["train_size"]))
+        eval_set = eval_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
+        test_set = test_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
+    seed_everything(config["seed"])  # the new classification head is random: seed it
+    model, tokenizer = load_classifier(config["model"], num_labels=2, device="cpu")
+    train_config = reference_train_config(config, progress)
     history = train(model, train_set, eval_set, train_config, tokenizer, compute_metrics)
     logits = predict(model, test_set, tokenizer, batch_size=128, max_length=config["max_length"])
     test = classification_metrics(np.asarray(test_set["label"]), logits)
+    val_logits = predict(
+        model, eval_set, tokenizer, batch_size=128, max_length=config["max_length"]
+    )
     info = {
         "config": config,
         "test": test,
@@ -137,6 +154,7 @@ def _train_reference(config: dict[str, Any], target: Path, progress: bool) -> di
         "samples_per_second": history.samples_per_second,
         "history": history.to_dict(),
         "test_logits": logits.tolist(),
+        "validation_logits": val_logits.tolist(),
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
@@ -162,20 +180,23 @@ def reference_classifier(
     `save_pretrained` into `root/ch05-minilm-<key>`, where the key hashes the configuration, so
     another configuration never reuses them; when that folder exists it is loaded, not retrained.
     `info` holds the configuration, the test and validation metrics, the training `History` (as
-    a dict) and the test logits. Load the model with `load_classifier(model_dir)` or
+    a dict) and the test and validation logits (in the splits' order). A relative `root` starts at the repository's root, so every
+    chapter's notebook finds the same folder. Load the model with `load_classifier(model_dir)` or
     `transformers.pipeline("text-classification", model=str(model_dir))`.
     """
+    from .data import load_movie_reviews
     from .models import load_tokenizer
 
     tokenizer = load_tokenizer(REFERENCE_SETTINGS["model"])
-    from .data import load_movie_reviews
-
     texts = load_movie_reviews()["train"]["text"]
     max_length = choose_max_length(
         _token_lengths(texts, tokenizer), REFERENCE_SETTINGS["max_length_percentile"]
     )
     config = reference_config(smoke, max_length)
-    model_dir = Path(root) / f"ch05-minilm-{config_key(config)}"
+    root = Path(root)
+    if not root.is_absolute():  # from the repository's root, whatever the notebook's folder
+        root = ROOT / root
+    model_dir = root / f"ch05-minilm-{config_key(config)}"
     info_path = model_dir / "info.json"
     if info_path.exists():
         return model_dir, json.loads(info_path.read_text())
