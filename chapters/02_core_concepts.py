@@ -117,8 +117,9 @@ N_LABELLED = 32 if SMOKE else 512  # labelled reviews for the small fine-tuning 
 N_TEST = 48 if SMOKE else 984  # test reviews for accuracy (984 = all)
 FT_EPOCHS = 1 if SMOKE else 4
 FT_SEEDS = [0] if SMOKE else [0, 1, 2]  # seeds for fine-tuning the tiny GPTs
-N_PROMPT = 6 if SMOKE else 48  # test reviews for the prompt-element ablation
+N_PROMPT = 3 if SMOKE else 48  # test reviews for the prompt-element ablation
 STEP_BATCH = 2 if SMOKE else 8  # batch for the measured training step
+STEP_REPS = 1 if SMOKE else 2  # timed repetitions of that step (after one warm-up step)
 mode = "SMOKE (tiny settings)" if SMOKE else "full"
 print(f"mode: {mode}; device: {device}; torch threads: {torch.get_num_threads()}")
 T_START = time.perf_counter()
@@ -234,9 +235,9 @@ print(f"two positive reviews: {similarity[0, 1]:.2f}; positive vs negative revie
 # %%
 def blocks_table(model, name: str) -> pd.DataFrame:
     """Parameters per block: embeddings, each transformer layer, what comes after."""
-    from course_utils.training import _transformer_layers
+    from course_utils.training import transformer_layers
 
-    layers_name, layers = _transformer_layers(model)
+    layers_name, layers = transformer_layers(model)
     rows, seen = [], set()
     for i, layer in enumerate(layers):
         rows.append((f"{layers_name}.{i}", count_parameters(layer)))
@@ -766,7 +767,7 @@ for name, (model, tok, kind) in step_models.items():
                                                            device=device)  # fmt: skip
     flops = training_flops(model, ids.numel())
     est = training_memory_bytes(model, STEP_BATCH, seq)
-    measured = measure_step(model, batch, flops)
+    measured = measure_step(model, batch, flops, reps=STEP_REPS)
     rows[name] = {
         "matmul params (M)": flops / 6 / ids.numel() / 1e6,
         "tokens / step": ids.numel(),

@@ -739,7 +739,9 @@ def mean_pooled(texts, batch_size=64):
 
 reviews = load_movie_reviews()
 train_split = reviews["train"].shuffle(seed=SEED).select(range(TRAIN_N))
-test_split = reviews["test"] if TEST_N is None else reviews["test"].select(range(TEST_N))
+test_split = reviews["test"]
+if TEST_N is not None:  # a subset: shuffle first, the split keeps the file's order
+    test_split = test_split.shuffle(seed=SEED).select(range(TEST_N))
 X_train, y_train = (
     mean_pooled(train_split["text"]),
     np.array(train_split["label"], dtype=np.float64),

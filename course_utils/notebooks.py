@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS_DIR = ROOT / "chapters"
 COURSE_REPO = "https://github.com/course-llm/finetuning-prompt-course"  # also book/_config.yml
 BRANCH = "main"
+RUN_KEY = "course_full_run"  # notebook metadata written by scripts/run_notebooks.py
 CHAPTER_RE = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 
 # The plan of the course: what each chapter covers and which section of the source article.
@@ -75,6 +77,13 @@ class Chapter:
     @property
     def colab_url(self) -> str:
         return colab_url(self.path)
+
+    @property
+    def full_run(self) -> dict:
+        """What the maintainer script recorded about the stored full run: seconds and machine."""
+        import nbformat
+
+        return dict(nbformat.read(self.path, as_version=4).metadata.get(RUN_KEY, {}))
 
     @property
     def title(self) -> str:
@@ -200,6 +209,26 @@ def merge_outputs(source_nb, executed_nb):
     return merged
 
 
+def machine_description() -> str:
+    """A short description of this machine for the record of a full run, e.g. '2 CPU cores'."""
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} GPU, {cores} CPU cores"
+    return f"{cores} CPU cores, no GPU"
+
+
+def record_full_run(nb, seconds: float) -> None:
+    """Store the wall time of a full run in the notebook's metadata (the course map shows it)."""
+    nb.metadata[RUN_KEY] = {"seconds": round(seconds), "machine": machine_description()}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
 def stored_output_problems(nb) -> list[str]:
     """Errors in the stored outputs, unexecuted code cells, or an out-of-order run."""
     problems, last = [], 0
@@ -223,12 +252,18 @@ def stored_output_problems(nb) -> list[str]:
 
 # -- the course site -----------------------------------------------------------------------------
 def course_map_markdown(folder: Path = CHAPTERS_DIR, link_prefix: str = "/") -> str:
-    """A Markdown table of the chapters that exist: title (linked), source sections, contents."""
-    rows = ["| # | Chapter | Source | What you do |", "| --- | --- | --- | --- |"]
+    """A Markdown table of the chapters that exist: title (linked), source sections, contents and
+    the recorded time of the stored full run."""
+    rows = [
+        "| # | Chapter | Source | What you do | Full run |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for chapter in chapters(folder):
         source, summary = PLAN.get(chapter.number, ("", ""))
         link = f"{{doc}}`{chapter.title} <{link_prefix}{chapter.docname}>`"
-        rows.append(f"| {chapter.number} | {link} | {source} | {summary} |")
+        run = chapter.full_run
+        timing = f"{_minutes(run['seconds'])} ({run['machine']})" if run else "not recorded"
+        rows.append(f"| {chapter.number} | {link} | {source} | {summary} | {timing} |")
     return "\n".join(rows)
 
 

@@ -12,7 +12,8 @@ For each chapter, a full run:
    edited last wins — this trusts file times, so it is for your working copy, never for CI);
 2. executes the notebook with papermill (``SMOKE = False``) into a temporary folder;
 3. copies the outputs back into the committed ``.ipynb`` (its own parameters cell stays as it is,
-   papermill's injected cell and timings are dropped) and rewrites the ``.py`` pair from it;
+   papermill's injected cell and timings are dropped), records the run's wall time and machine in
+   its metadata (the site's course map shows them) and rewrites the ``.py`` pair from it;
 4. refuses to write anything if a cell raised.
 
 Notebooks run one at a time: on a small CPU a second busy process slows both by ~3x.
@@ -85,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             failed.append(chapter.slug)
             continue
-        print(f"    ran in {time.perf_counter() - start:.0f} s", flush=True)
+        seconds = time.perf_counter() - start
+        print(f"    ran in {seconds:.0f} s", flush=True)
         if args.smoke:
             continue
         merged = notebooks.merge_outputs(nbformat.read(chapter.path, as_version=4), executed)
+        notebooks.record_full_run(merged, seconds)  # shown in the site's course map
         problems = notebooks.stored_output_problems(merged)
         if problems:
             print(f"FAILED {chapter.slug}: " + "; ".join(problems), file=sys.stderr)

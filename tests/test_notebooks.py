@@ -120,3 +120,14 @@ def test_outputs_match_stored_nbval(chapter, tmp_path):
     assert result.returncode == 0, (
         f"nbval failed for {chapter.slug}:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
     )
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
+def test_full_run_is_recorded(chapter):
+    """The maintainer script records each stored full run's time; the course map shows it."""
+    run = chapter.full_run
+    assert run.get("seconds", 0) > 0 and run.get("machine"), (
+        f"{chapter.slug} has no recorded full run; refresh it with "
+        f"python scripts/run_notebooks.py {chapter.number}"
+    )
+    assert f"{chapter.title} " in notebooks.course_map_markdown()
