@@ -89,6 +89,9 @@ def load_movie_reviews(seed: int = 0, min_abs_rating: float = MIN_ABS_RATING) ->
 
     Columns: ``id``, ``text``, ``rating`` (mean human rating, -4..4), ``label`` (0 negative,
     1 positive). ``seed`` selects another fixed split (e.g. for cross-validation).
+
+    Each split keeps the source file's order, which is mostly positive first: shuffle before you
+    take a subset, e.g. ``reviews["train"].shuffle(seed=0).select(range(500))``.
     """
     rows = read_vader("movies", min_abs_rating)
     by_split: dict[str, list[dict]] = {name: [] for name in SPLIT_FRACTIONS}

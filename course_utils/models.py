@@ -116,11 +116,15 @@ def load_tokenizer(name: str | os.PathLike = ENCODER):
     return tokenizer
 
 
-def load_encoder(name: str | os.PathLike = ENCODER, device: str = "auto"):
-    """A bare encoder (``AutoModel``) and its tokenizer, e.g. for embeddings (chapter 1)."""
+def load_encoder(name: str | os.PathLike = ENCODER, device: str = "auto", **kwargs):
+    """A bare encoder (``AutoModel``) and its tokenizer, e.g. for embeddings (chapter 1).
+
+    Extra keyword arguments go to ``from_pretrained`` (e.g. ``attn_implementation="eager"`` to
+    get attention weights back, chapter 2).
+    """
     from transformers import AutoModel
 
-    model = _from_pretrained(AutoModel, name)
+    model = _from_pretrained(AutoModel, name, **kwargs)
     return model.to(get_device(device)).eval(), load_tokenizer(name)
 
 

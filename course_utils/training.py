@@ -51,6 +51,7 @@ __all__ = [
     "seed_everything",
     "tokenize_dataset",
     "train",
+    "transformer_layers",
 ]
 
 # Mixed precision on CPU, measured for "auto" (2-core x86 CPU with AVX2 but no AVX-512/AMX,
@@ -218,8 +219,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return total
 
 
-def _transformer_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
-    """Find the stack of transformer blocks (e.g. `bert.encoder.layer`, `model.layers`)."""
+def transformer_layers(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The stack of transformer blocks and its name (e.g. `bert.encoder.layer`), chapter 2."""
     n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
     candidates = [
         (name, mod)
@@ -249,7 +250,7 @@ def freeze_layers(model: nn.Module, mode: str = "head", k: int = 2) -> int:
     if mode == "none":
         return count_parameters(model, trainable_only=True)
 
-    layers_name, layers = _transformer_layers(model)
+    layers_name, layers = transformer_layers(model)
     names = [name for name, _ in model.named_parameters()]
     last_layer = max(i for i, n in enumerate(names) if n.startswith(layers_name + "."))
     trainable = set(names[last_layer + 1 :])  # the head: everything after the last block
@@ -457,8 +458,13 @@ def _train_loader(
     return loader, sampler
 
 
-def _eval_loader(dataset, tokenizer, batch_size: int) -> tuple[DataLoader, np.ndarray]:
-    """Batches sorted by length (fast); also returns the order to undo the sorting."""
+def _eval_loader(
+    dataset, tokenizer, batch_size: int, language_modeling: bool = False
+) -> tuple[DataLoader, np.ndarray]:
+    """Batches sorted by length (fast); also returns the order to undo the sorting.
+
+    With `language_modeling`, unlabelled text is scored on next-token prediction (labels = inputs).
+    """
     order = np.argsort(-np.asarray(_lengths(dataset)), kind="stable")
     # A plain sequential loader over the sorted rows: accelerate shards it across processes and
     # `gather_for_metrics` drops the duplicates it pads the last batch with.
@@ -466,7 +472,7 @@ def _eval_loader(dataset, tokenizer, batch_size: int) -> tuple[DataLoader, np.nd
         dataset.select(order),
         batch_size=batch_size,
         shuffle=False,
-        collate_fn=_collator(dataset, tokenizer),
+        collate_fn=_collator(dataset, tokenizer, language_modeling),
     )
     return loader, order
 
@@ -689,7 +695,8 @@ def train(
     scheduler = accelerator.prepare(scheduler)
     eval_loader = order = None
     if eval_data is not None:
-        eval_loader, order = _eval_loader(eval_data, tokenizer, config.eval_batch_size)
+        causal_lm = _task_type(model) == "CAUSAL_LM"
+        eval_loader, order = _eval_loader(eval_data, tokenizer, config.eval_batch_size, causal_lm)
         eval_loader = accelerator.prepare(eval_loader)
 
     history = History(total_steps=total_steps, metric_for_best=config.metric_for_best)

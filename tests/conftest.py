@@ -22,13 +22,18 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory):
-    """A `BertTokenizerFast` over a 40-word vocabulary (no hub access needed)."""
-    from transformers import BertTokenizerFast
+    """A BERT WordPiece tokenizer over a 40-word vocabulary (no hub access needed)."""
+    from transformers import BertTokenizer, BertTokenizerFast
 
-    folder = tmp_path_factory.mktemp("tiny_tokenizer")
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(SPECIAL + POSITIVE + NEGATIVE + NEUTRAL) + "\n")
-    return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    words = SPECIAL + POSITIVE + NEGATIVE + NEUTRAL
+    try:  # transformers 5: the tokenizer is built from the vocabulary itself
+        tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True)
+    except TypeError:  # transformers 4: from a vocab.txt file
+        vocab = tmp_path_factory.mktemp("tiny_tokenizer") / "vocab.txt"
+        vocab.write_text("\n".join(words) + "\n")
+        tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    assert len(tokenizer) == len(words), "the tiny tokenizer lost its vocabulary"
+    return tokenizer
 
 
 def _sentence(rng: random.Random, label: int) -> str:

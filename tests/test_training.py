@@ -234,6 +234,17 @@ def test_causal_lm_trains_on_plain_text(tiny_llama, sentiment_data):
     assert not model.model.layers[0].self_attn.q_proj.weight.requires_grad
 
 
+def test_causal_lm_is_evaluated_on_unlabelled_text(tiny_llama, sentiment_data):
+    """Evaluation data without labels is scored on next-token prediction, like training."""
+    model, tok = tiny_llama
+    train_text, val_text = (d.remove_columns("label") for d in sentiment_data[:2])
+    config = quick(num_epochs=2, lr=3e-3, metric_for_best="loss")
+    history = train(model, train_text, val_text, config, tok)
+    losses = [row["loss"] for row in history.evals]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert losses[-1] < losses[0]
+
+
 def test_predict_keeps_dataset_order(tiny_bert, sentiment_data):
     model, tok = tiny_bert
     val = sentiment_data[1]
