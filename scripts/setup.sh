@@ -16,3 +16,5 @@ echo "==> fetching models and data (cached; nothing is downloaded twice)"
 .venv/bin/python -m course_utils fetch
 echo "==> checking the environment"
 .venv/bin/python -m course_utils doctor
+echo "==> building the course site from the stored notebooks"
+bash scripts/build_site.sh
