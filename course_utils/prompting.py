@@ -59,14 +59,14 @@ class PromptTemplate:
     answer_prefix: str = ""
     name: str = field(default="", compare=False)
 
-    def messages(
-        self, text: str, examples: Sequence[tuple[str, int]] = ()
-    ) -> list[dict[str, str]]:
+    def messages(self, text: str, examples: Sequence[tuple[str, int]] = ()) -> list[dict[str, str]]:
         """The chat: system instruction, one user/assistant pair per example, then `text`."""
         chat = [{"role": "system", "content": self.instruction}] if self.instruction else []
         for example_text, label in examples:
             chat.append({"role": "user", "content": self.user.format(text=example_text)})
-            chat.append({"role": "assistant", "content": self.answer_prefix + self.label_words[label]})
+            chat.append(
+                {"role": "assistant", "content": self.answer_prefix + self.label_words[label]}
+            )
         chat.append({"role": "user", "content": self.user.format(text=text)})
         return chat
 
