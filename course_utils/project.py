@@ -179,7 +179,7 @@ def reference_classifier(
     tiny version (64 reviews, 1 epoch) in seconds. The model and tokenizer are saved with
     `save_pretrained` into `root/ch05-minilm-<key>`, where the key hashes the configuration, so
     another configuration never reuses them; when that folder exists it is loaded, not retrained.
-    `info` holds the configuration, the test and validation metrics, the training `History` (as
+    `info` holds `cached` (whether the folder was loaded), the configuration, the test and validation metrics, the training `History` (as
     a dict) and the test and validation logits (in the splits' order). A relative `root` starts at the repository's root, so every
     chapter's notebook finds the same folder. Load the model with `load_classifier(model_dir)` or
     `transformers.pipeline("text-classification", model=str(model_dir))`.
@@ -199,8 +199,8 @@ def reference_classifier(
     model_dir = root / f"ch05-minilm-{config_key(config)}"
     info_path = model_dir / "info.json"
     if info_path.exists():
-        return model_dir, json.loads(info_path.read_text())
-    return model_dir, _train_reference(config, model_dir, progress)
+        return model_dir, {**json.loads(info_path.read_text()), "cached": True}
+    return model_dir, {**_train_reference(config, model_dir, progress), "cached": False}
 
 
 def predict_texts(model_dir: str | os.PathLike, texts: Sequence[str], device: str = "cpu"):

@@ -85,7 +85,8 @@ def test_reference_classifier_trains_once_then_loads(tiny_bert, tmp_path, monkey
     monkeypatch.setattr(project, "_token_lengths", lambda texts, tok: [10] * len(texts))
     first_dir, first = project.reference_classifier(smoke=True, root=tmp_path)
     second_dir, second = project.reference_classifier(smoke=True, root=tmp_path)
-    assert len(calls) == 1 and first_dir == second_dir and second == first
+    assert len(calls) == 1 and first_dir == second_dir
+    assert first.pop("cached") is False and second.pop("cached") is True and second == first
     assert first_dir.name.startswith("ch05-minilm-") and (first_dir / "info.json").exists()
     assert first["config"]["smoke"] is True and first["config"]["max_length"] == 16
     assert project.config_key(project.reference_config(False, 16)) != project.config_key(
