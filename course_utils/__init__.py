@@ -7,7 +7,12 @@ Modules, by concern (each function's docstring names the chapter that introduces
 - ``data``: the movie reviews, out-of-domain and Chinese sets, validated JSONL files
 - ``training``: the course's training loop (accelerate) and a ``transformers.Trainer`` twin
 - ``evaluation`` and ``plots``: metrics (scikit-learn) and figures (matplotlib)
-- ``exercises``: auto-checked exercises with hints
+- ``experiments``: a cache of finished runs keyed by their configuration
+- ``pretraining`` (chapter 2), ``mathutils`` (chapter 4): a tiny GPT; hand-written gradients
+- ``project`` (chapter 5): the reference classifier, reloaded by chapter 6; pipeline predictions
+- ``prompting`` (chapter 6): chat prompts, verbalizer scoring, calibration, output parsing
+- ``exercises`` and ``solutions``: auto-checked exercises with hints, and their solutions
+- ``notebooks``: chapter discovery, pairing and execution (for maintainers)
 - ``doctor``: environment check
 """
 

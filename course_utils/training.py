@@ -874,6 +874,10 @@ def make_trainer(
     scheduler, weight decay, bf16, evaluation and checkpoint schedules, early stopping, seed,
     length grouping and fused AdamW onto `TrainingArguments`; freezing and LoRA are applied to
     the model first. Call `.train()` on the result.
+
+    With `group_by_length` (the default) transformers 5 also length-groups the batches of
+    `trainer.evaluate` / `trainer.predict`, so `predict`'s rows are not in the dataset's order
+    (chapter 5 measures this trap); use the course's `predict` for logits in order.
     """
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
