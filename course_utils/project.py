@@ -156,13 +156,28 @@ def _train_reference(config: dict[str, Any], target: Path, progress: bool) -> di
         "test_logits": logits.tolist(),
         "validation_logits": val_logits.tolist(),
     }
+    return _save_run(model, tokenizer, info, target)
+
+
+def _save_run(model, tokenizer, info: dict[str, Any], target: Path) -> dict[str, Any]:
+    """Save model, tokenizer and `info.json` into `target` atomically; return the saved info.
+
+    The folder is written under a temporary name and renamed: it appears complete or not at
+    all. If another process (a second notebook) saved the same configuration first, its folder
+    is kept and its info returned.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "info.json").write_text(json.dumps(info, indent=1))
-        os.replace(tmp, target)  # atomic: the folder appears complete or not at all
+        os.replace(tmp, target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (target / "info.json").exists():
+            raise
+        return json.loads((target / "info.json").read_text())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -103,3 +103,14 @@ def test_reference_config_smoke_is_tiny():
     )
     with pytest.raises(KeyError):
         full["eval_size"]
+
+
+def test_saving_a_run_is_atomic_and_the_first_finished_wins(tiny_bert, tmp_path):
+    """Two notebooks training the same configuration at once: the second keeps the first's."""
+    model, tokenizer = tiny_bert
+    target = tmp_path / "ch05-minilm-abc"
+    first = project._save_run(model, tokenizer, {"test": {"accuracy": 0.6}}, target)
+    second = project._save_run(model, tokenizer, {"test": {"accuracy": 0.7}}, target)
+    assert first == second == {"test": {"accuracy": 0.6}}
+    assert json.loads((target / "info.json").read_text()) == first
+    assert [p.name for p in tmp_path.iterdir()] == [target.name], "a temporary folder was left"
