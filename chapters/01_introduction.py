@@ -136,7 +136,7 @@ print(f"mode: {mode}; device: {models.get_device(DEVICE)}")
 # | 3. The fine-tuning algorithm | §3 | Compare head-only, top-k layers, full fine-tuning and LoRA on one budget. |
 # | 4. The mathematics | §4 | Derive cross-entropy and backpropagation by hand; gradient descent and optimisers. |
 # | 5. Project: a classifier end to end | §5 | Train, evaluate and analyse a sentiment classifier; test it out of domain. |
-# | 6. Prompt design | §2.3, §2.4, §8.1, §9.2 | Zero- and few-shot prompting, calibration, prompt selection, prompt tuning. |
+# | 6. Prompt design | §2.3, §2.4, §8.1, §9.2 | Zero- and few-shot prompting, calibration, prompt selection, LoRA on the prompt format, prompt injection. |
 # | 7. Applications | §6 | NER, question answering, semantic search, instruction tuning, chat. |
 # | 8. Tools and resources | §7 | The Hugging Face stack in practice; profiling, debugging, reproducibility. |
 # | 9. Trends and challenges | §8 | Efficiency, quantisation, privacy (a planted canary), interpretability. |

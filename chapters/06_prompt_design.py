@@ -41,7 +41,7 @@
 # - attack the classifier prompt with a **prompt injection** and measure one mitigation;
 # - try your own prompts in a small playground, and solve four auto-checked exercises.
 #
-# **Full run:** 16.5 min on a 2-core CPU (987 s, from a cold cache of this chapter's runs; chapter
+# **Full run:** 16.4 min on a 2-core CPU (987 s, from a cold cache of this chapter's runs; chapter
 # 5's reference MiniLM was loaded from `runs/models`, trained before by chapter 5). SMOKE: about
 # 50 s. The sweeps use subsets (120 test reviews for *k*, 120 validation reviews for the prompt
 # search, 48 for generation, 60 for injection); the closing table uses all 984 test reviews.

@@ -48,7 +48,7 @@ PLAN: dict[int, tuple[str, str]] = {
     ),
     6: (
         "§2.3, §2.4, §8.1, §9.2",
-        "Prompt design: zero- and few-shot, verbalizers, calibration, prompt tuning.",
+        "Prompt design: zero- and few-shot, calibration, prompt selection, LoRA on the prompt, injection.",
     ),
     7: ("§6", "Applications: NER, question answering, semantic search, instruction tuning, chat."),
     8: ("§7", "Tools: datasets, Trainer, PEFT, accelerate, profiling, debugging, reproducibility."),
