@@ -26,9 +26,21 @@ from typing import Any
 
 from .training import History
 
-__all__ = ["RunCache", "config_key"]
+__all__ = ["RunCache", "config_key", "runs_dir"]
 
 _HISTORY = "__history__"
+RUNS_ENV = "COURSE_RUNS"
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+
+
+def runs_dir() -> Path:
+    """Where finished runs, cached results and saved models go: ``$COURSE_RUNS`` or ``runs/``.
+
+    Introduced in chapter 3. The default is the repository's ``runs/`` folder, so every chapter
+    finds what an earlier one saved; the tests point ``COURSE_RUNS`` at a fresh temporary folder
+    so that no test reads a cache another run filled.
+    """
+    return Path(os.environ.get(RUNS_ENV) or ROOT / "runs").expanduser()
 
 
 def config_key(config: Mapping[str, Any], length: int = 16) -> str:
