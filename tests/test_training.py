@@ -3,35 +3,56 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
-from conftest import build_tiny_bert, make_sentiment_dataset
+from conftest import build_tiny_bert, build_tiny_llama, make_sentiment_dataset
 
 from course_utils.evaluation import compute_metrics
 from course_utils.training import (
     History,
     LengthBucketBatchSampler,
+    MicroBatchSampler,
     TrainConfig,
+    count_items,
     count_parameters,
     freeze_layers,
-    make_trainer,
+    make_accelerator,
     predict,
+    task_type,
     tokenize_dataset,
     train,
 )
 
 
 def quick(**kw) -> TrainConfig:
-    """A small, quiet config for tests."""
-    base = dict(num_epochs=2, batch_size=8, lr=1e-3, progress=False, max_length=32)
+    """A small, quiet CPU config for tests."""
+    base = dict(num_epochs=2, batch_size=8, lr=1e-3, progress=False, max_length=32, device="cpu")
     base.update(kw)
     return TrainConfig(**base)
 
 
 class Interrupt(Exception):
     pass
+
+
+def kill_at(step_to_kill: int):
+    def callback(step, history):
+        if step == step_to_kill:
+            raise Interrupt
+
+    return callback
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sb = b.state_dict()
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, sb[name]), name
+
+
+# -- the loop learns, logs and schedules -------------------------------------------------------
 
 
 def test_train_learns_and_records_history(tiny_bert, sentiment_data):
@@ -41,8 +62,10 @@ def test_train_learns_and_records_history(tiny_bert, sentiment_data):
     assert isinstance(history, History)
     assert len(history.steps) == history.total_steps == 6 * 8
     assert [row["step"] for row in history.evals] == [8 * e for e in range(1, 7)]
+    assert [row["epoch"] for row in history.evals] == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert history.evals[-1]["loss"] < history.evals[0]["loss"]
-    assert history.samples_per_second > 0
+    assert history.evals[-1]["accuracy"] > 0.8  # the keyword task is learnable
+    assert history.samples_per_second > 0 and history.train_samples == 6 * 64
     assert {"accuracy", "f1", "auc", "loss", "epoch"} <= set(history.evals[-1])
     frame = history.to_dataframe("train")
     assert list(frame.columns[:4]) == ["step", "epoch", "loss", "lr"]
@@ -53,19 +76,13 @@ def test_train_learns_and_records_history(tiny_bert, sentiment_data):
 
 def test_warmup_and_schedulers(tiny_bert, sentiment_data):
     model, tok = tiny_bert
-    history = train(
-        model,
-        sentiment_data[0],
-        None,
-        quick(num_epochs=2, lr=1e-3, warmup_ratio=0.25, scheduler="cosine"),
-        tok,
-    )
-    lrs = [row["lr"] for row in history.steps]
+    config = quick(num_epochs=2, lr=1e-3, warmup_ratio=0.25, scheduler="cosine")
+    history = train(model, sentiment_data[0], None, config, tok)
+    lrs = [row["lr"] for row in history.steps]  # the rate each step used
     assert len(lrs) == 16
-    peak = int(np.argmax(lrs))
-    assert peak == 3 and lrs[peak] == pytest.approx(1e-3)  # 4 warm-up steps (lr after step)
-    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
-    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :], strict=False))
+    assert lrs[:5] == pytest.approx([0.0, 2.5e-4, 5e-4, 7.5e-4, 1e-3])  # 4 warm-up steps
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:], strict=False))
+    assert 0 < lrs[-1] < 2e-5  # cosine decays towards 0 after the last step
 
 
 def test_seeded_runs_are_identical(tiny_tokenizer, sentiment_data):
@@ -77,60 +94,42 @@ def test_seeded_runs_are_identical(tiny_tokenizer, sentiment_data):
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
-def test_resume_equals_uninterrupted_run(tiny_tokenizer, tmp_path):
-    train_ds = make_sentiment_dataset(60, seed=0)  # 60 / 8: the last batch of an epoch is short
-    cfg = dict(num_epochs=3, seed=1, grad_accum_steps=2, checkpoint_every=3, warmup_ratio=0.2)
-
-    reference = build_tiny_bert(tiny_tokenizer)  # dropout on: the RNG state must be restored
-    ref_history = train(
-        reference, train_ds, None, quick(**cfg, output_dir=tmp_path / "a"), tiny_tokenizer
-    )
-
-    def kill_at_step_7(step, history):
-        if step == 7:
-            raise Interrupt
-
-    interrupted = build_tiny_bert(tiny_tokenizer)
-    with pytest.raises(Interrupt):
-        train(
-            interrupted,
-            train_ds,
-            None,
-            quick(**cfg, output_dir=tmp_path / "b"),
-            tiny_tokenizer,
-            callbacks=[kill_at_step_7],
-        )
-    assert [p.name for p in (tmp_path / "b").iterdir()] == ["checkpoint-6"]  # only the newest
-
-    resumed = build_tiny_bert(tiny_tokenizer, seed=99)  # fresh weights: all must come from disk
-    history = train(
-        resumed,
-        train_ds,
-        None,
-        quick(**cfg, output_dir=tmp_path / "b", resume=True),
-        tiny_tokenizer,
-    )
-    assert history.resumed_from_step == 6
-    assert [r["loss"] for r in history.steps] == [r["loss"] for r in ref_history.steps]
-    ref = reference.state_dict()
-    for name, tensor in resumed.state_dict().items():
-        assert torch.equal(tensor, ref[name]), name
-
-
 def test_grad_accumulation_matches_bigger_batch(tiny_tokenizer, sentiment_data):
     models = []
     for batch_size, accum in [(8, 1), (4, 2)]:
         model = build_tiny_bert(tiny_tokenizer, dropout=0.0)
-        train(
-            model,
-            sentiment_data[0],
-            None,
-            quick(batch_size=batch_size, grad_accum_steps=accum, num_epochs=1),
-            tiny_tokenizer,
-        )
+        config = quick(batch_size=batch_size, grad_accum_steps=accum, num_epochs=1)
+        train(model, sentiment_data[0], None, config, tiny_tokenizer)
         models.append(model.state_dict())
     for name in models[0]:
         torch.testing.assert_close(models[0][name], models[1][name], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n, batch_size", [(20, 8), (20, 6)])
+def test_short_accumulation_steps_weigh_every_example_alike(tiny_tokenizer, n, batch_size):
+    """A step cut into unequal micro-batches (8+8 then 4; 6+6 then 6+2) has the gradient of one
+    big batch: each micro-batch counts by its number of examples, not as 1/grad_accum_steps."""
+    data = make_sentiment_dataset(n, seed=4)
+    models = []
+    for bs, accum in [(2 * batch_size, 1), (batch_size, 2)]:
+        model = build_tiny_bert(tiny_tokenizer, dropout=0.0)
+        config = quick(batch_size=bs, grad_accum_steps=accum, num_epochs=2, max_grad_norm=None)
+        history = train(model, data, None, config, tiny_tokenizer)
+        assert history.total_steps == 4  # two steps per epoch in both runs
+        models.append(model.state_dict())
+    for name in models[0]:
+        torch.testing.assert_close(models[0][name], models[1][name], atol=1e-6, rtol=1e-5)
+
+
+def test_count_items_counts_label_tokens_or_examples():
+    batch = {"input_ids": torch.ones(3, 5), "labels": torch.tensor([0, 1, 1])}
+    assert count_items(batch) == 3
+    tokens = torch.tensor([[5, 6, -100, -100], [7, 8, 9, -100]])
+    assert count_items({"input_ids": tokens, "labels": tokens}) == 5  # NER: every real label
+    assert count_items({"input_ids": tokens, "labels": tokens}, causal_lm=True) == 3  # shifted
+
+
+# -- early stopping, best metric ---------------------------------------------------------------
 
 
 def test_early_stopping_restores_best_weights(tiny_bert, sentiment_data):
@@ -154,21 +153,63 @@ def test_early_stopping_restores_best_weights(tiny_bert, sentiment_data):
         assert torch.equal(tensor, snapshots[history.best_step][name]), name
 
 
-def test_length_buckets_are_seeded_and_complete():
+def test_metric_direction_is_explicit():
+    assert TrainConfig(metric_for_best="perplexity").higher_is_better is False
+    assert TrainConfig(metric_for_best="eval_f1").higher_is_better is True
+    with pytest.raises(ValueError, match="greater_is_better"):
+        TrainConfig(metric_for_best="my_score")
+    assert TrainConfig(metric_for_best="my_score", greater_is_better=True).higher_is_better
+
+
+def test_best_step_follows_metric_direction(tiny_bert, sentiment_data):
+    """metric_for_best="perplexity" (lower is better) keeps the evaluation with the lowest value."""
+    model, tok = tiny_bert
+    values = iter([5.0, 3.0, 4.0, 6.0])
+    config = quick(num_epochs=4, eval_every="epoch", metric_for_best="perplexity")
+    history = train(
+        model, *sentiment_data, config, tok, compute_metrics=lambda p: {"perplexity": next(values)}
+    )
+    assert [row["perplexity"] for row in history.evals] == [5.0, 3.0, 4.0, 6.0]
+    assert history.best_step == history.evals[1]["step"] and history.best_metric == 3.0
+
+
+# -- batches -----------------------------------------------------------------------------------
+
+
+def test_length_buckets_are_seeded_complete_and_never_mix_buckets():
     lengths = np.random.default_rng(0).integers(3, 60, size=103)
-    sampler = LengthBucketBatchSampler(lengths, batch_size=8, seed=5, bucket_batches=4)
-    first = sampler.batches()
-    assert sorted(i for b in first for i in b) == list(range(103))
-    assert first == LengthBucketBatchSampler(lengths, 8, seed=5, bucket_batches=4).batches()
+    sampler = LengthBucketBatchSampler(lengths, batch_size=4, grad_accum_steps=2, bucket_batches=4)
+    steps = sampler.steps()
+    assert sorted(i for s in steps for i in s) == list(range(103))
+    assert steps == LengthBucketBatchSampler(lengths, 4, 2, bucket_batches=4).steps()
+    assert [len(s) for s in steps] == [8] * 12 + [7]  # only the last step is short
+    assert len(sampler) == len(steps) == 13
+    # each step is a run of one length-sorted chunk of 32 (4 steps of 8) of the epoch's order
+    order = np.random.default_rng([0, 0]).permutation(103)
+    chunk_of = {int(i): pos // 32 for pos, i in enumerate(order)}
+    assert all(len({chunk_of[i] for i in s}) == 1 for s in steps)
     sampler.set_epoch(1)
-    assert sampler.batches() != first
-    for bs, accum, group in [(8, 1, True), (5, 3, True), (7, 2, False), (200, 1, True)]:
-        s = LengthBucketBatchSampler(lengths, bs, accum, group_by_length=group, bucket_batches=3)
-        assert len(s) == len(s.batches())
-    # grouping cuts padding: spread of lengths within a batch is far below a random batch's
-    spread = np.mean([np.ptp(lengths[b]) for b in first if len(b) == 8])
+    assert sampler.steps() != steps
+    sampler.skip(3)
+    assert list(sampler) == sampler.steps()[3:]
+    # grouping cuts padding: spread of lengths within a step is far below a random step's
+    spread = np.mean([np.ptp(lengths[s]) for s in steps[:-1]])
     random_spread = np.mean([np.ptp(lengths[i : i + 8]) for i in range(0, 96, 8)])
     assert spread < random_spread / 2
+
+
+def test_steps_for_several_processes_and_micro_batches():
+    lengths = list(range(1, 51))
+    steps = LengthBucketBatchSampler(lengths, batch_size=5, num_processes=2, group_by_length=False)
+    assert [len(s) for s in steps.steps()] == [10] * 5  # the global batch of 2 processes
+    micro = MicroBatchSampler(steps, 5)
+    assert len(micro) == len(list(micro)) == 10
+    odd = LengthBucketBatchSampler(lengths[:23], batch_size=4, grad_accum_steps=2)
+    micro = MicroBatchSampler(odd, 4)
+    assert [len(b) for b in micro] == [4, 4, 4, 4, 4, 3] and len(micro) == 6
+
+
+# -- parameters --------------------------------------------------------------------------------
 
 
 def test_freeze_layers_counts(tiny_bert):
@@ -190,6 +231,15 @@ def test_freeze_layers_counts(tiny_bert):
     assert freeze_layers(model, "none") == total
 
 
+def test_count_parameters_counts_tied_tensors_once(tiny_tokenizer):
+    model = build_tiny_llama(tiny_tokenizer)
+    untied = count_parameters(model)
+    model.config.tie_word_embeddings = True
+    model.tie_weights()
+    assert untied - count_parameters(model) == model.lm_head.weight.numel()
+    assert count_parameters(torch.nn.Linear(3, 2)) == 8
+
+
 def test_frozen_parameters_do_not_change(tiny_bert, sentiment_data):
     model, tok = tiny_bert
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -200,6 +250,14 @@ def test_frozen_parameters_do_not_change(tiny_bert, sentiment_data):
         after["bert.encoder.layer.0.output.dense.weight"],
     )
     assert not torch.equal(before["classifier.weight"], after["classifier.weight"])
+
+
+def test_everything_frozen_is_a_clear_error(tiny_bert, sentiment_data):
+    model, tok = tiny_bert
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="frozen"):
+        train(model, sentiment_data[0], None, quick(), tok)
 
 
 def test_lora_trains_only_adapters_and_head(tiny_bert, sentiment_data):
@@ -219,6 +277,10 @@ def test_lora_trains_only_adapters_and_head(tiny_bert, sentiment_data):
     assert trainable < 0.1 * total
     names = [n for n, p in peft_model.named_parameters() if p.requires_grad]
     assert all("lora_" in n or "classifier" in n for n in names)
+    assert task_type(peft_model) == "SEQ_CLS"
+
+
+# -- causal language models --------------------------------------------------------------------
 
 
 def test_causal_lm_trains_on_plain_text(tiny_llama, sentiment_data):
@@ -238,55 +300,86 @@ def test_causal_lm_is_evaluated_on_unlabelled_text(tiny_llama, sentiment_data):
     """Evaluation data without labels is scored on next-token prediction, like training."""
     model, tok = tiny_llama
     train_text, val_text = (d.remove_columns("label") for d in sentiment_data[:2])
-    config = quick(num_epochs=2, lr=3e-3, metric_for_best="loss")
-    history = train(model, train_text, val_text, config, tok)
+    history = train(model, train_text, val_text, quick(num_epochs=2, lr=3e-3), tok)
     losses = [row["loss"] for row in history.evals]
     assert len(losses) == 2 and all(np.isfinite(losses))
     assert losses[-1] < losses[0]
 
 
+# -- prediction and data -----------------------------------------------------------------------
+
+
 def test_predict_keeps_dataset_order(tiny_bert, sentiment_data):
     model, tok = tiny_bert
     val = sentiment_data[1]
-    logits = predict(model, val, tok, batch_size=5)
+    logits = predict(model, val, tok, batch_size=5, device="cpu")
     assert logits.shape == (len(val), 2)
     one_by_one = np.concatenate([predict(model, val.select([i]), tok) for i in (0, 7, 19)])
     np.testing.assert_allclose(logits[[0, 7, 19]], one_by_one, atol=1e-5)
 
 
-def test_tokenize_dataset_keeps_model_columns(tiny_tokenizer, sentiment_data):
-    data = tokenize_dataset(sentiment_data[0], tiny_tokenizer, max_length=8, padding="max_length")
-    assert set(data.column_names) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
-    assert {len(x) for x in data["input_ids"]} == {8}
+def test_predict_returns_every_output_of_a_qa_model(tiny_tokenizer, sentiment_data):
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tiny_tokenizer), hidden_size=16, num_hidden_layers=1,
+        num_attention_heads=2, intermediate_size=32, max_position_embeddings=64,
+    )  # fmt: skip
+    model = BertForQuestionAnswering(config)
+    start, end = predict(model, sentiment_data[1], tiny_tokenizer, batch_size=7)
+    widths = [len(ids) for ids in tiny_tokenizer(list(sentiment_data[1]["text"]))["input_ids"]]
+    assert start.shape == end.shape == (32, max(widths))
+    short = int(np.argmin(widths))
+    assert (start[short, : widths[short]] != -100).all()
+    assert (start == -100).any()  # batches narrower than the widest are padded as Trainer pads
 
 
-def test_make_trainer_runs_the_same_job(tiny_bert, sentiment_data, tmp_path):
+def test_tokenize_dataset_and_extra_columns(tiny_bert, sentiment_data):
     model, tok = tiny_bert
-    cfg = quick(
-        max_steps=2,
-        output_dir=tmp_path,
-        warmup_ratio=0.5,
-        scheduler="cosine",
-        early_stopping_patience=1,
-        eval_every=1,
+    data = tokenize_dataset(sentiment_data[0], tok, max_length=8, padding="max_length")
+    assert {"input_ids", "attention_mask", "token_type_ids", "labels", "text"} <= set(
+        data.column_names
     )
-    trainer = make_trainer(model, sentiment_data[0], sentiment_data[1], cfg, tok, compute_metrics)
-    args = trainer.args
-    assert (args.learning_rate, args.per_device_train_batch_size, args.seed) == (1e-3, 8, 0)
-    assert args.optim == "adamw_torch_fused" and args.lr_scheduler_type == "cosine"
-    assert args.load_best_model_at_end and args.metric_for_best_model == "loss"
-    assert args.warmup_steps == 0.5 and args.train_sampling_strategy == "group_by_length"
-    result = trainer.train()
-    assert result.global_step == 2
-    assert "eval_accuracy" in trainer.evaluate()
+    assert {len(x) for x in data["input_ids"]} == {8}
+    # columns the model does not take (ids, offsets, texts) may stay in the training data
+    extra = data.add_column("example_id", list(range(len(data))))
+    history = train(model, extra, extra, quick(num_epochs=1), tok, compute_metrics)
+    assert history.evals and history.evals[-1]["accuracy"] >= 0
+
+
+def test_missing_tokenizer_is_a_clear_error(tiny_bert, sentiment_data):
+    model, _ = tiny_bert
+    with pytest.raises(ValueError, match="tokenizer"):
+        train(model, sentiment_data[0], None, quick(), tokenizer=None)
+
+
+# -- the device --------------------------------------------------------------------------------
+
+
+def test_device_cpu_is_honoured_on_a_gpu_machine(tiny_bert, sentiment_data, monkeypatch):
+    """DEVICE = "cpu" keeps training and prediction on the CPU even when CUDA is there."""
+    model, tok = tiny_bert
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert make_accelerator("cpu").device.type == "cpu"
+    history = train(model, sentiment_data[0], None, quick(num_epochs=1, device="cpu"), tok)
+    assert {p.device.type for p in history.model.parameters()} == {"cpu"}
+    logits = predict(model, sentiment_data[1], tok, device="cpu")
+    assert logits.shape == (32, 2)
 
 
 def test_config_validation():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="scheduler"):
         TrainConfig(scheduler="step")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="output_dir"):
         TrainConfig(resume=True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="eval_every"):
         TrainConfig(eval_every=0)
-    assert TrainConfig(metric_for_best="f1").greater_is_better
-    assert not TrainConfig().greater_is_better
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig(device="tpu")
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    assert TrainConfig(metric_for_best="f1").higher_is_better
+    assert not TrainConfig().higher_is_better
+    assert math.isclose(TrainConfig(lr=2e-5).to_dict()["lr"], 2e-5)
