@@ -32,18 +32,30 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def to_probabilities(logits_or_probs: np.ndarray) -> np.ndarray:
+def to_probabilities(logits_or_probs: np.ndarray, kind: str = "auto") -> np.ndarray:
     """Class probabilities `(n, num_classes)` from logits, probabilities or 1-D binary scores.
 
-    Introduced in chapter 5. Rows that are already non-negative and sum to 1 are kept as
-    they are; anything else is treated as logits. A 1-D array is read as P(class 1) when it
-    lies in [0, 1], otherwise as a binary logit.
+    Introduced in chapter 5. `kind` says what the input is: `"logits"`, `"probabilities"`, or
+    `"auto"`. With `"auto"`, rows that are non-negative and sum to 1 are kept as probabilities and
+    anything else is read as logits; a 1-D array (one score per example) is read as a binary
+    logit when some value lies outside [0, 1] and is otherwise ambiguous (0.3 could be either),
+    so it must be given a `kind`.
     """
+    if kind not in ("auto", "logits", "probabilities"):
+        raise ValueError(f"kind must be auto, logits or probabilities, not {kind!r}")
     x = np.asarray(logits_or_probs, dtype=np.float64)
     if x.ndim == 1:
-        p1 = x if (x.min() >= 0 and x.max() <= 1) else 1.0 / (1.0 + np.exp(-x))
+        in_unit_interval = x.size and x.min() >= 0 and x.max() <= 1
+        if kind == "auto" and in_unit_interval:
+            raise ValueError(
+                "a 1-D array of scores in [0, 1] may be probabilities or logits: pass "
+                "kind='probabilities' (P(class 1)) or kind='logits' (one binary logit)"
+            )
+        p1 = x if kind == "probabilities" else 1.0 / (1.0 + np.exp(-x))
         return np.stack([1 - p1, p1], axis=1)
-    if x.min() >= 0 and np.allclose(x.sum(axis=1), 1.0, atol=1e-4):
+    if kind == "probabilities" or (
+        kind == "auto" and x.min() >= 0 and np.allclose(x.sum(axis=1), 1.0, atol=1e-4)
+    ):
         return x
     return softmax(x, axis=1)
 
@@ -59,15 +71,17 @@ def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(predictions), np.asarray(labels)
 
 
-def classification_metrics(labels: np.ndarray, logits_or_probs: np.ndarray) -> dict[str, float]:
+def classification_metrics(
+    labels: np.ndarray, logits_or_probs: np.ndarray, kind: str = "auto"
+) -> dict[str, float]:
     """Accuracy, precision, recall, F1 and ROC AUC of a classifier.
 
     Introduced in chapter 5. Binary tasks: precision, recall and F1 of class 1 (the positive
     class). More classes: macro averages and one-vs-rest AUC. AUC is NaN when the labels hold
-    only one class.
+    only one class. `kind` says what the scores are (see `to_probabilities`).
     """
     y = np.asarray(labels).astype(int)
-    probs = to_probabilities(logits_or_probs)
+    probs = to_probabilities(logits_or_probs, kind)
     pred = probs.argmax(axis=1)
     binary = probs.shape[1] == 2
     average = "binary" if binary else "macro"
@@ -104,14 +118,17 @@ def compute_metrics(eval_pred: Any) -> dict[str, float]:
 
 
 def confusion(
-    labels: np.ndarray, logits_or_probs: np.ndarray, normalize: str | None = None
+    labels: np.ndarray,
+    logits_or_probs: np.ndarray,
+    normalize: str | None = None,
+    kind: str = "auto",
 ) -> np.ndarray:
     """Confusion matrix: row = true class, column = predicted class.
 
     Introduced in chapter 5. `normalize="true"` divides each row by its count (per-class
     recall on the diagonal); `"pred"` and `"all"` as in scikit-learn.
     """
-    probs = to_probabilities(logits_or_probs)
+    probs = to_probabilities(logits_or_probs, kind)
     return skm.confusion_matrix(
         np.asarray(labels).astype(int),
         probs.argmax(axis=1),
@@ -120,12 +137,14 @@ def confusion(
     )
 
 
-def roc(labels: np.ndarray, logits_or_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def roc(
+    labels: np.ndarray, logits_or_probs: np.ndarray, kind: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, float]:
     """ROC curve of a binary classifier: `(false_positive_rate, true_positive_rate, auc)`.
 
     Introduced in chapter 5. The score of each example is its probability of class 1.
     """
-    probs = to_probabilities(logits_or_probs)
+    probs = to_probabilities(logits_or_probs, kind)
     if probs.shape[1] != 2:
         raise ValueError("roc() is for binary tasks; use classification_metrics for the AUC")
     y = np.asarray(labels).astype(int)

@@ -4,7 +4,7 @@ Introduced in chapter 3 (also used by chapter 5). A run is identified by its *co
 JSON-serialisable dict (model name, data size, learning rate, strategy, seed, ...): the SHA-256
 of its canonical JSON is the key. `RunCache.run(config, fn)` returns the stored result when the
 same configuration finished before, and otherwise calls `fn()`, stores what it returns and
-returns it. Results are small JSON files (metrics, timings and a `History`, never weights)::
+returns it. Results are small JSON files (metrics, timings, NumPy arrays and a `History`, never weights)::
 
     cache = RunCache("runs/cache/ch03")
     result = cache.run({"strategy": "lora", "r": 8, "lr": 5e-4}, lambda: fine_tune(...))
@@ -24,11 +24,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .training import History
+import numpy as np
+
+from .training.config import History
 
 __all__ = ["RunCache", "config_key", "runs_dir"]
 
 _HISTORY = "__history__"
+_ARRAY = "__ndarray__"
 RUNS_ENV = "COURSE_RUNS"
 ROOT = Path(__file__).resolve().parent.parent  # the repository
 
@@ -56,8 +59,12 @@ def _encode(value: Any) -> Any:
         return {str(k): _encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_encode(v) for v in value]
+    if hasattr(value, "detach"):  # a torch tensor: its values, as NumPy
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray) and value.ndim > 0:  # exact: floats round-trip through JSON
+        return {_ARRAY: value.tolist(), "dtype": str(value.dtype), "shape": list(value.shape)}
     if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
-        return value.item()  # a NumPy or torch scalar
+        return value.item()  # a NumPy scalar or a 0-d array
     return value
 
 
@@ -65,6 +72,8 @@ def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if set(value) == {_HISTORY}:
             return History.from_dict(value[_HISTORY])
+        if set(value) == {_ARRAY, "dtype", "shape"}:
+            return np.asarray(value[_ARRAY], dtype=value["dtype"]).reshape(value["shape"])
         return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v) for v in value]

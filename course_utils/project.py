@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .evaluation import to_probabilities
-from .experiments import config_key
+from .experiments import config_key, runs_dir
 
 __all__ = [
     "NEGATIONS",
@@ -123,7 +123,9 @@ def _token_lengths(texts: Sequence[str], tokenizer) -> list[int]:
     return [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
 
 
-def _train_reference(config: dict[str, Any], target: Path, progress: bool) -> dict[str, Any]:
+def _train_reference(
+    config: dict[str, Any], target: Path, progress: bool, device: str
+) -> dict[str, Any]:
     from .data import load_movie_reviews
     from .evaluation import classification_metrics, compute_metrics
     from .models import load_classifier
@@ -136,14 +138,13 @@ def _train_reference(config: dict[str, Any], target: Path, progress: bool) -> di
         eval_set = eval_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
         test_set = test_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
     seed_everything(config["seed"])  # the new classification head is random: seed it
-    model, tokenizer = load_classifier(config["model"], num_labels=2, device="cpu")
-    train_config = reference_train_config(config, progress)
+    model, tokenizer = load_classifier(config["model"], num_labels=2, device=device)
+    train_config = reference_train_config(config, progress, device=device)
     history = train(model, train_set, eval_set, train_config, tokenizer, compute_metrics)
-    logits = predict(model, test_set, tokenizer, batch_size=128, max_length=config["max_length"])
+    kw = dict(batch_size=128, max_length=config["max_length"], device=device)
+    logits = predict(model, test_set, tokenizer, **kw)
     test = classification_metrics(np.asarray(test_set["label"]), logits)
-    val_logits = predict(
-        model, eval_set, tokenizer, batch_size=128, max_length=config["max_length"]
-    )
+    val_logits = predict(model, eval_set, tokenizer, **kw)
     info = {
         "config": config,
         "test": test,
@@ -185,7 +186,10 @@ def _save_run(model, tokenizer, info: dict[str, Any], target: Path) -> dict[str,
 
 
 def reference_classifier(
-    smoke: bool, root: str | os.PathLike = "runs/models", progress: bool = False
+    smoke: bool,
+    root: str | os.PathLike | None = None,
+    progress: bool = False,
+    device: str = "auto",
 ) -> tuple[Path, dict[str, Any]]:
     """Chapter 5's final MiniLM classifier: `(model_dir, info)`, trained only the first time.
 
@@ -197,7 +201,10 @@ def reference_classifier(
     `info` holds `cached` (whether the folder was loaded), the configuration, the test and validation metrics, the training `History` (as
     a dict) and the test and validation logits (in the splits' order). A relative `root` starts at the repository's root, so every
     chapter's notebook finds the same folder. Load the model with `load_classifier(model_dir)` or
-    `transformers.pipeline("text-classification", model=str(model_dir))`.
+    `transformers.pipeline("text-classification", model=str(model_dir))`. `root` defaults to
+    `<runs>/models` (`course_utils.experiments.runs_dir()`); `device` is where a first run
+    trains (`"auto"`, `"cpu"`, `"cuda"`, `"mps"`) — the saved model does not depend on it beyond
+    floating-point rounding, so it is not part of the key.
     """
     from .data import load_movie_reviews
     from .models import load_tokenizer
@@ -208,25 +215,28 @@ def reference_classifier(
         _token_lengths(texts, tokenizer), REFERENCE_SETTINGS["max_length_percentile"]
     )
     config = reference_config(smoke, max_length)
-    root = Path(root)
+    root = runs_dir() / "models" if root is None else Path(root)
     if not root.is_absolute():  # from the repository's root, whatever the notebook's folder
         root = ROOT / root
     model_dir = root / f"ch05-minilm-{config_key(config)}"
     info_path = model_dir / "info.json"
     if info_path.exists():
         return model_dir, {**json.loads(info_path.read_text()), "cached": True}
-    return model_dir, {**_train_reference(config, model_dir, progress), "cached": False}
+    return model_dir, {**_train_reference(config, model_dir, progress, device), "cached": False}
 
 
-def predict_texts(model_dir: str | os.PathLike, texts: Sequence[str], device: str = "cpu"):
+def predict_texts(model_dir: str | os.PathLike, texts: Sequence[str], device: str = "auto"):
     """`[{"label": ..., "score": ...}, ...]` for `texts`, from a saved classifier folder.
 
     A thin wrapper over `transformers.pipeline("text-classification", ...)`, which reads the
-    label names from the saved config and truncates texts longer than the model allows.
+    label names from the saved config and truncates texts longer than the model allows. `device`
+    as everywhere in the course (`"auto"`: CUDA, then Apple MPS, then CPU).
     """
     from transformers import pipeline
 
-    classify = pipeline("text-classification", model=str(model_dir), device=device)
+    from .models import get_device
+
+    classify = pipeline("text-classification", model=str(model_dir), device=get_device(device))
     return classify(list(texts), truncation=True)
 
 

@@ -41,10 +41,24 @@ def test_probabilities_and_binary_scores_give_the_same_metrics():
     assert classification_metrics(LABELS, probs) == pytest.approx(
         classification_metrics(LABELS, LOGITS)
     )
-    assert classification_metrics(LABELS, probs[:, 1]) == pytest.approx(
+    assert classification_metrics(LABELS, probs[:, 1], kind="probabilities") == pytest.approx(
         classification_metrics(LABELS, LOGITS)
     )
     assert np.allclose(to_probabilities(probs), probs)
+
+
+def test_one_dimensional_scores_are_never_guessed():
+    """1-D logits that happen to lie in [0, 1] are not mistaken for probabilities."""
+    logits = np.array([0.2, 0.9, 0.4])
+    with pytest.raises(ValueError, match="kind="):
+        to_probabilities(logits)
+    p = to_probabilities(logits, kind="logits")[:, 1]
+    assert np.allclose(p, 1 / (1 + np.exp(-logits)))
+    assert np.allclose(to_probabilities(logits, kind="probabilities")[:, 1], logits)
+    wide = np.array([-2.0, 3.0])  # outside [0, 1]: can only be logits
+    assert np.allclose(to_probabilities(wide)[:, 1], 1 / (1 + np.exp(-wide)))
+    with pytest.raises(ValueError, match="kind must be"):
+        to_probabilities(logits, kind="odds")
 
 
 def test_compute_metrics_accepts_eval_prediction_and_pairs():

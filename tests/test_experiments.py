@@ -57,3 +57,31 @@ def test_corrupt_or_mismatched_file_is_ignored(tmp_path):
     assert cache.load(config) is None
     assert cache.run(config, lambda: {"v": 3})["v"] == 3
     assert not list(tmp_path.glob(".tmp-*"))  # atomic writes leave no temporary files
+
+
+def test_arrays_round_trip_exactly(tmp_path):
+    """A miss and a hit return the same arrays, bit for bit (no numpy repr strings)."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "logits": rng.normal(size=(1500, 2)).astype(np.float32),  # > 1,000 elements
+        "scores": rng.normal(size=7),
+        "labels": np.arange(5, dtype=np.int64),
+    }
+    cache = RunCache(tmp_path)
+    miss = cache.run({"k": 1}, lambda: dict(arrays))
+    hit = cache.run({"k": 1}, lambda: dict(arrays))
+    assert hit["cached"] is True
+    for result in (miss, hit):
+        for name, array in arrays.items():
+            got = result[name]
+            assert isinstance(got, np.ndarray) and got.dtype == array.dtype, name
+            assert np.array_equal(got, array), name
+
+
+def test_runs_dir_follows_the_environment(tmp_path, monkeypatch):
+    from course_utils.experiments import ROOT, runs_dir
+
+    monkeypatch.delenv("COURSE_RUNS", raising=False)
+    assert runs_dir() == ROOT / "runs"
+    monkeypatch.setenv("COURSE_RUNS", str(tmp_path))
+    assert runs_dir() == tmp_path

@@ -455,7 +455,6 @@ def predict(
     put back in the dataset's order. The model moves to `device` (`"auto"`: CUDA, MPS, CPU).
     """
     target = get_device(device)
-    causal_lm = task_type(model) == "CAUSAL_LM"
     data = tokenize_dataset(dataset, tokenizer, max_length, text_column=text_column)
     data = keep_model_columns(data, model)
     if "labels" in data.column_names:
