@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from pathlib import Path
 
 import torch
@@ -46,16 +45,48 @@ def get_device(prefer: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+# The values huggingface_hub reads as true (``huggingface_hub.constants.ENV_VARS_TRUE_VALUES``).
+_HF_TRUE = {"1", "ON", "YES", "TRUE"}
+
+
+def hub_offline() -> bool:
+    """Is the Hub switched off? Read as huggingface_hub reads it (chapter 1).
+
+    ``HF_HUB_OFFLINE`` (or, when that is unset or empty, ``TRANSFORMERS_OFFLINE``) set to 1, ON,
+    YES or TRUE, in any case; any other value (``0``, ``false``) means online. huggingface_hub
+    reads the variable once, when it is imported, and then refuses every request: so this is
+    also true when it was offline then (or ``_go_offline`` switched it off since).
+    """
+    from huggingface_hub import constants
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE")
+    return bool(constants.HF_HUB_OFFLINE) or (value is not None and value.upper() in _HF_TRUE)
+
+
+def hub_endpoint() -> str:
+    """The Hub the Hub client talks to: ``$HF_ENDPOINT`` (a mirror) or huggingface.co."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT  # huggingface_hub's own reading of HF_ENDPOINT
+
+
 @functools.cache
-def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
-    """Can this machine open a connection to the Hub? Checked once per process."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can this machine reach the Hub, or the mirror in ``HF_ENDPOINT``? Checked once per process.
+
+    A HEAD request through huggingface_hub's own HTTP session, so an HTTPS proxy
+    (``HTTPS_PROXY``/``https_proxy``, ``NO_PROXY``) is used exactly as the model download would
+    use it; at most ``timeout`` seconds. ``hub_offline()`` answers without any network.
+    """
+    if hub_offline():
         return False
     try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
+        from huggingface_hub.utils import get_session
+
+        response = get_session().head(hub_endpoint(), timeout=timeout)
+    except Exception:  # no route, DNS, a refusing proxy, TLS, offline mode: all mean "no Hub"
         return False
+    return response.status_code < 500
 
 
 def resolve_model(name: str | os.PathLike) -> str:
