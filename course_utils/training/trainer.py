@@ -32,6 +32,12 @@ class CourseTrainer(Trainer):
     def __init__(self, *args, batch_sampler: MicroBatchSampler, **kwargs):
         super().__init__(*args, **kwargs)
         self.course_batch_sampler = batch_sampler
+        # Trainer skips its `/ gradient_accumulation_steps` when a model's forward takes
+        # **kwargs, trusting it to use `num_items_in_batch`; transformers 5's BERT heads take
+        # **kwargs and ignore it, so with accumulation their gradient was the SUM of the
+        # micro-batches' (found by tests/test_trainer_twin.py; transformers issue #47688).
+        # Only the causal-LM loss uses `num_items_in_batch`.
+        self.model_accepts_loss_kwargs = task_type(self.model) == "CAUSAL_LM"
 
     def get_train_dataloader(self) -> DataLoader:
         dataset = self._remove_unused_columns(self.train_dataset, description="Training")
