@@ -9,8 +9,10 @@ batches make the short ones cheap). Only the VALIDATION split steers the run: it
 after every epoch and the epoch with the best validation accuracy is kept (early stopping,
 patience 2); the test split is read once, at the end (`--no-test` skips it while tuning).
 Validation accuracy by epoch in a first run: 0.859, 0.871, 0.868, 0.874.
-Reports test metrics, wall time and peak memory (ru_maxrss), checkpoints every 200 steps,
-and writes `runs/full/summary.json` (and the model to `runs/full/model` unless --no-save).
+Reports test metrics, wall time and peak memory (ru_maxrss), checkpoints every 200 steps
+(kill it and run it again with the same settings: it resumes from the last checkpoint; a
+finished run is reloaded, not retrained; `--fresh` starts over), and writes
+`runs/full/summary.json` (and the model to `runs/full/model` unless --no-save).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def peak_rss_mb() -> float:
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="minilm", help="registry name, folder or hub id")
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -63,15 +65,17 @@ def main() -> None:
     parser.add_argument("--output-dir", default="runs/full")
     parser.add_argument("--no-test", action="store_true", help="tuning: report validation only")
     parser.add_argument("--no-save", action="store_true", help="do not save the trained model")
-    args = parser.parse_args()
+    parser.add_argument("--fresh", action="store_true", help="ignore earlier checkpoints")
+    parser.add_argument("--checkpoint-every", type=int, default=200, help="optimizer steps")
+    parser.add_argument("--train-size", type=int, help="train on the first N reviews (a quick run)")
+    parser.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    return parser.parse_args(argv)
 
-    start = time.perf_counter()
-    output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    data = load_movie_reviews()
-    seed_everything(args.seed)  # the new classifier head is initialised randomly: seed it too
-    model, tokenizer = load_classifier(args.model, num_labels=2)
-    config = TrainConfig(
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """The run's TrainConfig: validation picks the best epoch; checkpoints make it resumable."""
+    return TrainConfig(
         lr=args.lr,
         num_epochs=args.num_epochs,
         batch_size=args.batch_size,
@@ -85,14 +89,33 @@ def main() -> None:
         early_stopping_patience=args.patience,
         seed=args.seed,
         log_every=10,
-        checkpoint_every=200,
-        output_dir=output_dir / "checkpoints",
+        checkpoint_every=args.checkpoint_every,
+        output_dir=Path(args.output_dir) / "checkpoints",
+        resume=not args.fresh,  # a rerun continues from the newest checkpoint
+        max_steps=args.max_steps,
+        device=args.device,
     )
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+
+    start = time.perf_counter()
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    data = load_movie_reviews()
+    if args.train_size:
+        data["train"] = data["train"].select(range(args.train_size))
+    seed_everything(args.seed)  # the new classifier head is initialised randomly: seed it too
+    model, tokenizer = load_classifier(args.model, num_labels=2, device=args.device)
+    config = build_config(args)
     print(
         f"train {len(data['train'])}, validation {len(data['validation'])}, test {len(data['test'])}; "
         f"{count_parameters(model) / 1e6:.1f} M parameters; {torch.get_num_threads()} threads"
     )
     history = train(model, data["train"], data["validation"], config, tokenizer, compute_metrics)
+    if history.resumed_from_step is not None:
+        print(f"resumed from step {history.resumed_from_step} of {history.total_steps}")
     best = history.best_metrics
     print(
         f"best validation: step {history.best_step}, accuracy {best['accuracy']:.4f}, "
@@ -101,7 +124,8 @@ def main() -> None:
 
     summary = {
         "model": args.model,
-        "config": {k: str(v) for k, v in vars(config).items()},
+        "config": config.to_dict(),
+        "resumed_from_step": history.resumed_from_step,
         "train_samples_per_second": history.samples_per_second,
         "train_time_s": history.train_time_s,
         "best_step": history.best_step,
@@ -110,7 +134,8 @@ def main() -> None:
         "history": history.to_dict(),
     }
     if not args.no_test:
-        logits = predict(model, data["test"], tokenizer, batch_size=128, max_length=args.max_length)
+        logits = predict(model, data["test"], tokenizer, batch_size=128,
+                         max_length=args.max_length, device=args.device)  # fmt: skip
         test = classification_metrics(np.asarray(data["test"]["label"]), logits)
         summary["test"] = test
         print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
@@ -125,11 +150,12 @@ def main() -> None:
         "torch": torch.__version__,
         "load_average_end": os.getloadavg(),
     }
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(
         f"wall time {summary['wall_time_s']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MiB; "
         f"wrote {output_dir / 'summary.json'}"
     )
+    return summary
 
 
 if __name__ == "__main__":

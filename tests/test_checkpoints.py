@@ -146,3 +146,18 @@ def test_make_trainer_default_output_dir_is_its_own(tiny_tokenizer, sentiment_da
     trainer = make_trainer(build_tiny_bert(tiny_tokenizer), sentiment_data[0], None,
                            quick(max_steps=1), tiny_tokenizer)  # fmt: skip
     assert trainer.args.output_dir.startswith(str(tmp_path / "trainer"))
+
+
+def test_resume_with_other_settings_is_refused(tiny_tokenizer, sentiment_data, tmp_path):
+    with pytest.raises(Interrupt):
+        train(build_tiny_bert(tiny_tokenizer), sentiment_data[0], None,
+              quick(checkpoint_every=2, output_dir=tmp_path), tiny_tokenizer,
+              callbacks=[kill_at(3)])  # fmt: skip
+    with pytest.raises(ValueError, match="lr: 0.001 -> 0.002"):
+        train(build_tiny_bert(tiny_tokenizer), sentiment_data[0], None,
+              quick(checkpoint_every=2, output_dir=tmp_path, resume=True, lr=2e-3),
+              tiny_tokenizer)  # fmt: skip
+    history = train(build_tiny_bert(tiny_tokenizer), sentiment_data[0], None,
+                    quick(checkpoint_every=2, output_dir=tmp_path, resume=True, progress=True),
+                    tiny_tokenizer)  # fmt: skip
+    assert history.resumed_from_step == 2  # a cosmetic change (progress bars) is fine

@@ -23,6 +23,9 @@ __all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 PREFIX = "course-checkpoint-"
 STATE_FILE = "course_state.json"
 BEST_FILE = "best_weights.safetensors"
+SETTINGS_FILE = "settings.json"
+# Settings that may change between an interrupted run and its resumption.
+RESUMABLE_CHANGES = {"resume", "progress", "output_dir", "log_every", "device", "eval_batch_size"}
 
 
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
@@ -32,11 +35,16 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
 
 
 def save_checkpoint(
-    accelerator: Accelerator, output_dir: Path, run: RunState, best_weights: dict | None
+    accelerator: Accelerator,
+    output_dir: Path,
+    run: RunState,
+    best_weights: dict | None,
+    settings: dict | None = None,
 ) -> Path:
     """Write a checkpoint of step `run.step` under a temporary name, then rename it into place.
 
-    Older course checkpoints in `output_dir` are deleted afterwards (the newest is kept).
+    `settings` (the run's configuration) is stored so a resumed run can check it is the same
+    job. Older course checkpoints in `output_dir` are deleted afterwards (the newest is kept).
     """
     from safetensors.torch import save_file
 
@@ -50,6 +58,7 @@ def save_checkpoint(
     if accelerator.is_main_process:
         if best_weights is not None:
             save_file(best_weights, str(tmp / BEST_FILE))
+        (tmp / SETTINGS_FILE).write_text(json.dumps(settings or {}, default=str))
         (tmp / STATE_FILE).write_text(json.dumps(run.to_dict()))  # the "complete" marker
         old = [p for p in output_dir.glob(PREFIX + "*") if p != final]
         if final.exists():  # the same step saved again (the end of a run): swap, then delete
@@ -64,10 +73,31 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(accelerator: Accelerator, folder: Path) -> tuple[RunState, dict | None]:
+def check_settings(folder: Path, settings: dict) -> None:
+    """Refuse to resume a checkpoint that another configuration wrote (a silent mix otherwise)."""
+    path = folder / SETTINGS_FILE
+    saved = json.loads(path.read_text()) if path.is_file() else {}
+    current = json.loads(json.dumps(settings, default=str))
+    changed = sorted(
+        k for k in saved.keys() | current.keys()
+        if k not in RESUMABLE_CHANGES and saved.get(k) != current.get(k)
+    )  # fmt: skip
+    if saved and changed:
+        diffs = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise ValueError(
+            f"the checkpoint {folder} was written by a run with other settings ({diffs}); "
+            "resume with the same settings, or use another output_dir (or delete it) to start over"
+        )
+
+
+def load_checkpoint(
+    accelerator: Accelerator, folder: Path, settings: dict | None = None
+) -> tuple[RunState, dict | None]:
     """Restore the prepared model, optimizer, scheduler and RNGs; return the run and best weights."""
     from safetensors.torch import load_file
 
+    if settings is not None:
+        check_settings(folder, settings)
     accelerator.load_state(str(folder))
     run = RunState.from_dict(json.loads((folder / STATE_FILE).read_text()))
     run.history.resumed_from_step = run.step

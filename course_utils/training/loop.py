@@ -159,7 +159,7 @@ def train(
     best_weights = None
     output_dir = Path(config.output_dir) if config.output_dir else None
     if config.resume and (checkpoint := latest_checkpoint(output_dir)):
-        run, best_weights = load_checkpoint(accelerator, checkpoint)
+        run, best_weights = load_checkpoint(accelerator, checkpoint, config.to_dict())
     resumed_finished = run.finished
 
     def evaluate_now() -> dict[str, float]:
@@ -221,7 +221,7 @@ def train(
             run.finished = run.step >= total_steps or run.history.stopped_early
             if config.checkpoint_every and run.step % config.checkpoint_every == 0:
                 if not run.finished:  # the final checkpoint is written below, after the restore
-                    save_checkpoint(accelerator, output_dir, run, best_weights)
+                    save_checkpoint(accelerator, output_dir, run, best_weights, config.to_dict())
             for callback in callbacks:
                 callback(run.step, run.history)
             if run.finished:
@@ -232,7 +232,7 @@ def train(
         if best_weights is not None and run.history.best_step != run.step:
             accelerator.unwrap_model(model).load_state_dict(best_weights)  # keep the best
         if config.checkpoint_every:
-            save_checkpoint(accelerator, output_dir, run, best_weights)  # a rerun reloads it
+            save_checkpoint(accelerator, output_dir, run, best_weights, config.to_dict())
     accelerator.wait_for_everyone()
     run.history.model = accelerator.unwrap_model(model)
     return run.history
