@@ -14,6 +14,8 @@ MIN_FREE_GB = 2.0
 PACKAGES = [
     "torch", "transformers", "datasets", "peft", "accelerate", "gguf", "safetensors",
     "scikit-learn", "matplotlib", "tqdm", "jupytext", "papermill", "nbval", "ipywidgets",
+    "seqeval", "sacrebleu", "rouge-score", "rank-bm25", "tensorboard", "tbparse", "captum",
+    "filelock",
 ]  # fmt: skip
 
 
