@@ -31,18 +31,33 @@ class ModelNotFoundError(ValueError):
     """A model name is neither a course model, a local folder, nor a reachable Hub id."""
 
 
-def get_device(prefer: str = "auto") -> torch.device:
+class RemoteCodeRefusedError(ModelNotFoundError):
+    """The model needs code from its own repository (`auto_map`), which the course never runs."""
+
+
+def get_device(prefer: str | torch.device = "auto") -> torch.device:
     """The device to compute on: CUDA, then Apple MPS, then CPU (chapter 1).
 
-    ``prefer`` may force one (``"cpu"``, ``"cuda"``, ``"mps"``); ``"auto"`` picks the best.
+    The one place the course decides the device: the model loaders, `train`, `predict`,
+    `make_trainer` and the pipelines all ask it. ``prefer`` may force one (``"cpu"``,
+    ``"cuda"``, ``"mps"``); ``"auto"`` picks the best available. Asking for a device this
+    machine lacks is an error that says what is there.
     """
-    if prefer != "auto":
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    if isinstance(prefer, torch.device):
+        prefer = prefer.type
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    available = {"cuda": torch.cuda.is_available(), "mps": mps, "cpu": True}
+    if prefer == "auto":
+        return torch.device(next(name for name, ok in available.items() if ok))
+    if prefer not in available:
+        raise ValueError(f"device must be auto, cpu, cuda or mps, not {prefer!r}")
+    if not available[prefer]:
+        there = ", ".join(name for name, ok in available.items() if ok)
+        raise ValueError(
+            f"device {prefer!r} is not available on this machine (available: {there}); "
+            'set DEVICE = "auto" to use the best one there is'
+        )
+    return torch.device(prefer)
 
 
 # The values huggingface_hub reads as true (``huggingface_hub.constants.ENV_VARS_TRUE_VALUES``).
@@ -121,6 +136,15 @@ def _from_pretrained(auto_class, name: str | os.PathLike, **kwargs):
     source = resolve_model(name)
     try:
         return auto_class.from_pretrained(source, **_SAFE, **kwargs)
+    except ValueError as e:
+        if "trust_remote_code" not in str(e):
+            raise
+        raise RemoteCodeRefusedError(
+            f"model {str(name)!r} ships its own Python code (an `auto_map` in its config.json) for "
+            "an architecture transformers does not know; the course never runs code from a model "
+            "repository, so it is not loaded. Choose a model whose architecture transformers "
+            "supports (BERT, DistilBERT, Llama, Qwen2, ...)."
+        ) from None
     except OSError as e:
         if Path(source).is_dir():
             raise
@@ -176,7 +200,6 @@ def load_classifier(
     labels = labels or (
         ["negative", "positive"] if num_labels == 2 else [str(i) for i in range(num_labels)]
     )
-    tokenizer = load_tokenizer(name)
     model = _from_pretrained(
         AutoModelForSequenceClassification,
         name,
@@ -185,6 +208,7 @@ def load_classifier(
         label2id={label: i for i, label in enumerate(labels)},
         **kwargs,
     )
+    tokenizer = load_tokenizer(name)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model.to(get_device(device)), tokenizer
