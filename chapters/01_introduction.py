@@ -62,7 +62,9 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # Hub model* below); `DEVICE = "auto"` picks a CUDA GPU, then Apple's MPS, then the CPU.
 
 # %% tags=["parameters"]
-SMOKE = True  # tiny settings for CI; False for the full run
+# Run All runs the full experiment that produced the stored outputs: 40 s on 2 CPU cores, no GPU.
+# SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
+SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
 ENCODER = "minilm"  # a course model, a local folder or a Hub id
 DECODER = "smollm2"  # e.g. "HuggingFaceTB/SmolLM2-360M-Instruct" (online)
@@ -150,8 +152,7 @@ print(f"mode: {mode}; device: {models.get_device(DEVICE)}")
 # the source's definition is misleading, the entry has a `correction`. We load it with the course's
 # validating JSONL reader (a typo in the file would stop here with the line number).
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 GLOSSARY_SCHEMA = {
     "en": Field(str),
     "zh": Field(str),
@@ -226,8 +227,7 @@ n_params = sum(p.numel() for p in encoder.parameters())
 print(f"{ENCODER}: {type(encoder).__name__}, {n_params / 1e6:.1f}M parameters, "
       f"loaded in {time.perf_counter() - t0:.1f} s on {device}")  # fmt: skip
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 sentence = "Fine-tuning adapts a pretrained model to your task."
 print(enc_tokenizer.tokenize(sentence))
 print(enc_tokenizer(sentence)["input_ids"])
@@ -326,8 +326,7 @@ n_params = sum(p.numel() for p in decoder.parameters())
 print(f"{DECODER}: {type(decoder).__name__}, {n_params / 1e6:.1f}M parameters, "
       f"loaded in {time.perf_counter() - t0:.1f} s on {decoder.device}")  # fmt: skip
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 review_zh = "这部电影真好看！"  # "This film is really good!"
 for name, tok in [("MiniLM", enc_tokenizer), ("SmolLM2", dec_tokenizer)]:
     for text in [sentence, review_zh]:
@@ -439,18 +438,21 @@ def count_tokens(text: str, tokenizer) -> int:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["count_tokens"].hint()  # uncomment for a hint
 ex["count_tokens"].check(count_tokens)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 1
-# ```{literalinclude} ../course_utils/solutions/ch01.py
-# :language: python
-# :pyobject: count_tokens
+# <details>
+# <summary>Solution to exercise 1 (<code>course_utils/solutions/ch01.py</code>)</summary>
+#
+# ```python
+# def count_tokens(text: str, tokenizer) -> int:
+#     """How many tokens ``tokenizer`` splits ``text`` into, without special tokens."""
+#     return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 2 — predict with the encoder
@@ -463,18 +465,23 @@ def most_similar(query: str, candidates: list[str], embed) -> int:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["most_similar"].hint()  # uncomment for a hint
 ex["most_similar"].check(most_similar)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 2
-# ```{literalinclude} ../course_utils/solutions/ch01.py
-# :language: python
-# :pyobject: most_similar
+# <details>
+# <summary>Solution to exercise 2 (<code>course_utils/solutions/ch01.py</code>)</summary>
+#
+# ```python
+# def most_similar(query: str, candidates: Sequence[str], embed: Callable) -> int:
+#     """The index of the candidate closest in meaning to ``query`` (cosine similarity)."""
+#     vectors = embed([query, *candidates])  # one unit-length row per text
+#     scores = vectors[1:] @ vectors[0]  # dot products of unit vectors = cosine similarities
+#     return int(scores.argmax())
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 3 — find a glossary term
@@ -488,18 +495,31 @@ def find_term(term: str, glossary: list[dict]) -> dict | None:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["find_term"].hint()  # uncomment for a hint
 ex["find_term"].check(find_term)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 3
-# ```{literalinclude} ../course_utils/solutions/ch01.py
-# :language: python
-# :pyobject: find_term
+# <details>
+# <summary>Solution to exercise 3 (<code>course_utils/solutions/ch01.py</code>)</summary>
+#
+# ```python
+# def find_term(term: str, glossary: Sequence[Mapping]) -> Mapping | None:
+#     """The glossary entry whose English name, Chinese name or abbreviation is ``term``.
+#
+#     Case and surrounding spaces do not matter; returns ``None`` when there is no such entry.
+#     """
+#     key = term.strip().casefold()
+#     for entry in glossary:
+#         names = {entry["en"].casefold(), entry["zh"].casefold()}
+#         if entry.get("abbr"):
+#             names.add(entry["abbr"].casefold())
+#         if key in names:
+#             return entry
+#     return None
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ## Summary

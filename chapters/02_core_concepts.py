@@ -66,7 +66,9 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # Hugging Face Hub id; `DEVICE = "auto"` picks a CUDA GPU, then Apple's MPS, then the CPU.
 
 # %% tags=["parameters"]
-SMOKE = True  # tiny settings for CI; False for the full run
+# Run All runs the full experiment that produced the stored outputs: 10.5 min on 2 CPU cores, no GPU.
+# SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
+SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
 ENCODER = "minilm"  # a course model, a local folder or a Hub id
 DECODER = "smollm2"  # e.g. "HuggingFaceTB/SmolLM2-360M-Instruct" (online)
@@ -833,18 +835,21 @@ def perplexity_from_losses(losses: list[float]) -> float:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["perplexity_from_losses"].hint()  # uncomment for a hint
 ex["perplexity_from_losses"].check(perplexity_from_losses)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 1
-# ```{literalinclude} ../course_utils/solutions/ch02.py
-# :language: python
-# :pyobject: perplexity_from_losses
+# <details>
+# <summary>Solution to exercise 1 (<code>course_utils/solutions/ch02.py</code>)</summary>
+#
+# ```python
+# def perplexity_from_losses(losses: Sequence[float]) -> float:
+#     """Perplexity = exp(mean cross-entropy per predicted token)."""
+#     return math.exp(sum(losses) / len(losses))
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 2 — training FLOPs
@@ -860,18 +865,24 @@ def estimate_training_flops(n_params: int, n_embedding: int, tokens: int,
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["estimate_training_flops"].hint()  # uncomment for a hint
 ex["estimate_training_flops"].check(estimate_training_flops)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 2
-# ```{literalinclude} ../course_utils/solutions/ch02.py
-# :language: python
-# :pyobject: estimate_training_flops
+# <details>
+# <summary>Solution to exercise 2 (<code>course_utils/solutions/ch02.py</code>)</summary>
+#
+# ```python
+# def estimate_training_flops(
+#     n_params: int, n_embedding: int, tokens: int, tied_output: bool = False
+# ) -> float:
+#     """6 FLOPs per matmul parameter per token; embedding look-ups are free, a tied output is not."""
+#     matmul_params = n_params - n_embedding + (n_embedding if tied_output else 0)
+#     return 6.0 * matmul_params * tokens
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 3 — the top-k next tokens
@@ -885,18 +896,23 @@ def top_k_tokens(logits: torch.Tensor, k: int) -> list[tuple[int, float]]:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["top_k_tokens"].hint()  # uncomment for a hint
 ex["top_k_tokens"].check(top_k_tokens)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 3
-# ```{literalinclude} ../course_utils/solutions/ch02.py
-# :language: python
-# :pyobject: top_k_tokens
+# <details>
+# <summary>Solution to exercise 3 (<code>course_utils/solutions/ch02.py</code>)</summary>
+#
+# ```python
+# def top_k_tokens(logits: torch.Tensor, k: int) -> list[tuple[int, float]]:
+#     """The k most probable token ids with their softmax probabilities, most probable first."""
+#     probs = torch.softmax(logits.double(), dim=-1)
+#     top = torch.topk(probs, k)
+#     return [(int(i), float(p)) for i, p in zip(top.indices, top.values, strict=True)]
 # ```
-# :::
+#
+# </details>
 
 # %%
 print(f"notebook ran in {(time.perf_counter() - T_START) / 60:.1f} min ({mode})")

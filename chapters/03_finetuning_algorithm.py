@@ -70,7 +70,9 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # a cold run.
 
 # %% tags=["parameters"]
-SMOKE = True  # tiny settings for CI; False for the full run
+# Run All runs the full experiment that produced the stored outputs: 14.4 min on 2 CPU cores, no GPU.
+# SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
+SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
 ENCODER = "minilm"  # a course model, a local folder or a Hub id
 SEED = 0
@@ -88,11 +90,10 @@ import torch
 import transformers
 from IPython.display import Markdown
 
-from course_utils import notebooks
 from course_utils.data import load_movie_reviews, load_ood_sets
 from course_utils.evaluation import classification_metrics
 from course_utils.exercises import chapter_exercises
-from course_utils.experiments import RunCache
+from course_utils.experiments import RunCache, runs_dir
 from course_utils.models import get_device, load_classifier, resolve_model
 from course_utils.plots import plot_history
 from course_utils.training import (
@@ -122,7 +123,7 @@ LR_GRID = [1e-3] if SMOKE else [1e-5, 1e-4, 1e-3]  # full fine-tuning, §3.5
 LR_SWEEP_N, LR_SWEEP_EPOCHS = (16, 1) if SMOKE else (400, 2)
 OOD_N = 32 if SMOKE else 500  # reviews per out-of-domain set
 device = get_device(DEVICE)
-cache = RunCache(notebooks.ROOT / "runs" / "cache" / "ch03", enabled=USE_CACHE)
+cache = RunCache(runs_dir() / "cache" / "ch03", enabled=USE_CACHE)
 print(f"mode: {'SMOKE (tiny settings)' if SMOKE else 'full'}; device: {device}; "
       f"{torch.get_num_threads()} CPU threads")  # fmt: skip
 
@@ -617,18 +618,21 @@ def count_trainable(model) -> int:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["count_trainable"].hint()  # uncomment for a hint
 ex["count_trainable"].check(count_trainable)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 1
-# ```{literalinclude} ../course_utils/solutions/ch03.py
-# :language: python
-# :pyobject: count_trainable
+# <details>
+# <summary>Solution to exercise 1 (<code>course_utils/solutions/ch03.py</code>)</summary>
+#
+# ```python
+# def count_trainable(model: nn.Module) -> int:
+#     """How many parameters of ``model`` the optimizer would update (``requires_grad``)."""
+#     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 2 — a parameter budget
@@ -642,18 +646,31 @@ def layers_for_budget(model, budget: int) -> int:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["layers_for_budget"].hint()  # uncomment for a hint
 ex["layers_for_budget"].check(layers_for_budget)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 2
-# ```{literalinclude} ../course_utils/solutions/ch03.py
-# :language: python
-# :pyobject: layers_for_budget
+# <details>
+# <summary>Solution to exercise 2 (<code>course_utils/solutions/ch03.py</code>)</summary>
+#
+# ```python
+# def layers_for_budget(model: nn.Module, budget: int) -> int:
+#     """The largest k such that training the head plus the top k layers uses <= ``budget`` parameters.
+#
+#     Returns 0 when only the head fits (the head always trains); the model's own layer count when
+#     everything fits.
+#     """
+#     n_layers = model.config.num_hidden_layers
+#     best = 0
+#     for k in range(n_layers + 1):
+#         if freeze_layers(model, "top-k", k) <= budget:
+#             best = k
+#     freeze_layers(model, "none")  # leave the model as we found it: everything trainable
+#     return best
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 3 — LoRA's parameter count, by hand
@@ -669,18 +686,25 @@ def lora_parameter_count(hidden_size: int, num_layers: int, r: int, n_targets: i
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["lora_parameter_count"].hint()  # uncomment for a hint
 ex["lora_parameter_count"].check(lora_parameter_count)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 3
-# ```{literalinclude} ../course_utils/solutions/ch03.py
-# :language: python
-# :pyobject: lora_parameter_count
+# <details>
+# <summary>Solution to exercise 3 (<code>course_utils/solutions/ch03.py</code>)</summary>
+#
+# ```python
+# def lora_parameter_count(hidden_size: int, num_layers: int, r: int, n_targets: int = 2) -> int:
+#     """Parameters LoRA adds to a BERT encoder: A (r x d) and B (d x r) per adapted projection.
+#
+#     Each of the ``n_targets`` adapted ``d x d`` projections (query, value, ...) of each layer gets
+#     ``r * d + d * r`` new weights (LoRA adds no bias).
+#     """
+#     return num_layers * n_targets * 2 * r * hidden_size
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 4 — memory of the training state
@@ -694,18 +718,24 @@ def training_state_bytes(n_total: int, n_trainable: int, bytes_per_value: int = 
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["training_state_bytes"].hint()  # uncomment for a hint
 ex["training_state_bytes"].check(training_state_bytes)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 4
-# ```{literalinclude} ../course_utils/solutions/ch03.py
-# :language: python
-# :pyobject: training_state_bytes
+# <details>
+# <summary>Solution to exercise 4 (<code>course_utils/solutions/ch03.py</code>)</summary>
+#
+# ```python
+# def training_state_bytes(n_total: int, n_trainable: int, bytes_per_value: int = 4) -> int:
+#     """Bytes for the weights, gradients and AdamW's two moment estimates (no activations).
+#
+#     Every weight is stored; only trainable ones have a gradient and two AdamW state tensors.
+#     """
+#     return bytes_per_value * (n_total + 3 * n_trainable)
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ## Summary

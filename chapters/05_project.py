@@ -84,7 +84,9 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # are off in the stored outputs to keep them short).
 
 # %% tags=["parameters"]
-SMOKE = True  # tiny settings for CI; False for the full run
+# Run All runs the full experiment that produced the stored outputs: 21.4 min on 2 CPU cores, no GPU.
+# SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
+SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
 ENCODER = "minilm"  # a course model, a local folder or a Hub id
 SEED = 0
@@ -109,7 +111,6 @@ from IPython.display import display
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from course_utils import notebooks
 from course_utils.data import load_movie_reviews, load_ood_sets
 from course_utils.evaluation import (
     classification_metrics,
@@ -118,7 +119,7 @@ from course_utils.evaluation import (
     to_probabilities,
 )
 from course_utils.exercises import chapter_exercises
-from course_utils.experiments import RunCache
+from course_utils.experiments import RunCache, runs_dir
 from course_utils.models import get_device, load_classifier, load_tokenizer
 from course_utils.plots import plot_confusion_matrix, plot_history, plot_roc
 from course_utils.project import (
@@ -161,7 +162,7 @@ SMALL_N = 16 if SMOKE else SMALL_BUDGET  # the smallest run (chapter 6 uses the 
 SMALL_EPOCHS = 1 if SMOKE else 4
 OOD_N = 32 if SMOKE else 1000  # reviews per out-of-domain set
 device = get_device(DEVICE)
-RUNS = notebooks.ROOT / "runs"
+RUNS = runs_dir()
 cache = RunCache(RUNS / "cache" / "ch05", enabled=USE_CACHE)
 print(f"mode: {'SMOKE (tiny settings)' if SMOKE else 'full'}; device: {device}; "
       f"{torch.get_num_threads()} CPU threads")  # fmt: skip
@@ -443,7 +444,7 @@ loop_history = History.from_dict(info["history"])
 loop_test_logits = np.array(info["test_logits"])
 loop_val_logits = np.array(info["validation_logits"])
 loop_metrics = info["test"]
-print(f"model folder: {model_dir.relative_to(notebooks.ROOT)}"
+print(f"model folder: {os.path.relpath(model_dir, RUNS.parent)}"
       + (" (trained earlier, loaded)" if info["cached"] else " (trained now)"))  # fmt: skip
 print(f"course loop: {info['train_time_s']:.0f} s of training, "
       f"{info['samples_per_second']:.1f} reviews/s; best epoch by validation accuracy: step "
@@ -922,18 +923,23 @@ def max_length_for(lengths: list[int], coverage: float) -> int:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["max_length_for"].hint()  # uncomment for a hint
 ex["max_length_for"].check(max_length_for)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 1
-# ```{literalinclude} ../course_utils/solutions/ch05.py
-# :language: python
-# :pyobject: max_length_for
+# <details>
+# <summary>Solution to exercise 1 (<code>course_utils/solutions/ch05.py</code>)</summary>
+#
+# ```python
+# def max_length_for(lengths: Sequence[int], coverage: float) -> int:
+#     """The smallest L such that at least a fraction `coverage` of the texts have length <= L."""
+#     ordered = sorted(lengths)
+#     needed = int(np.ceil(round(coverage * len(ordered), 9)))  # how many texts must fit
+#     return ordered[max(needed, 1) - 1]
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 2 — precision, recall and F1 by hand
@@ -948,18 +954,28 @@ def prf_from_confusion(cm) -> tuple[float, float, float]:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["prf_from_confusion"].hint()  # uncomment for a hint
 ex["prf_from_confusion"].check(prf_from_confusion)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 2
-# ```{literalinclude} ../course_utils/solutions/ch05.py
-# :language: python
-# :pyobject: prf_from_confusion
+# <details>
+# <summary>Solution to exercise 2 (<code>course_utils/solutions/ch05.py</code>)</summary>
+#
+# ```python
+# def prf_from_confusion(cm) -> tuple[float, float, float]:
+#     """(precision, recall, F1) of the positive class (index 1); rows = true, columns = predicted.
+#
+#     A ratio whose denominator is 0 counts as 0 (as scikit-learn's `zero_division=0`).
+#     """
+#     (tn, fp), (fn, tp) = np.asarray(cm)
+#     precision = tp / (tp + fp) if tp + fp else 0.0
+#     recall = tp / (tp + fn) if tp + fn else 0.0
+#     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+#     return float(precision), float(recall), float(f1)
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 3 — a majority-vote ensemble
@@ -974,18 +990,26 @@ def majority_vote(predictions: list[list[int]]) -> list[int]:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["majority_vote"].hint()  # uncomment for a hint
 ex["majority_vote"].check(majority_vote)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 3
-# ```{literalinclude} ../course_utils/solutions/ch05.py
-# :language: python
-# :pyobject: majority_vote
+# <details>
+# <summary>Solution to exercise 3 (<code>course_utils/solutions/ch05.py</code>)</summary>
+#
+# ```python
+# def majority_vote(predictions: Sequence[Sequence[int]]) -> list[int]:
+#     """The label most models predict for each example; a tie goes to the smallest label.
+#
+#     `predictions[m][i]` is model m's label for example i.
+#     """
+#     votes = np.asarray(predictions)
+#     n_labels = int(votes.max()) + 1
+#     return [int(np.bincount(column, minlength=n_labels).argmax()) for column in votes.T]
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ## Summary

@@ -77,7 +77,9 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # a local folder or a Hub id (e.g. `"HuggingFaceTB/SmolLM2-360M-Instruct"` on Colab).
 
 # %% tags=["parameters"]
-SMOKE = True  # tiny settings for CI; False for the full run
+# Run All runs the full experiment that produced the stored outputs: 16.4 min on 2 CPU cores, no GPU.
+# SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
+SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
 ENCODER = "minilm"  # a course model, a local folder or a Hub id
 DECODER = "smollm2"  # e.g. "HuggingFaceTB/SmolLM2-360M-Instruct" (online)
@@ -96,10 +98,9 @@ import torch
 import transformers
 from IPython.display import Markdown, display
 
-from course_utils import notebooks
 from course_utils.data import load_movie_reviews
 from course_utils.exercises import chapter_exercises
-from course_utils.experiments import RunCache, config_key
+from course_utils.experiments import RunCache, config_key, runs_dir
 from course_utils.models import get_device, load_causal_lm, load_classifier
 from course_utils.plots import plot_history
 from course_utils.project import SMALL_BUDGET, reference_classifier, small_train_set
@@ -134,7 +135,7 @@ N_INJ = 2 if SMOKE else 60  # positive reviews for the prompt-injection test
 LORA_STEPS = 1 if SMOKE else None  # None: two epochs over the 256 reviews
 BATCH = 32  # prompts per forward pass
 device = get_device(DEVICE)
-cache = RunCache(notebooks.ROOT / "runs" / "cache" / "ch06", enabled=USE_CACHE)
+cache = RunCache(runs_dir() / "cache" / "ch06", enabled=USE_CACHE)
 torch.manual_seed(SEED)
 print(f"mode: {'SMOKE (tiny settings)' if SMOKE else 'full'}; device: {device}; "
       f"{torch.get_num_threads()} CPU threads")  # fmt: skip
@@ -187,8 +188,7 @@ print(rendered)
 # **one-shot example**: to the model it looks like something it already said. Two details
 # matter in practice:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 no_system = tokenizer.apply_chat_template(
     [{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False
 )
@@ -644,7 +644,7 @@ run_config = {"model": DECODER, "template": template_dict(DEFAULT), "lora": LORA
               "batch_size": lora_config.batch_size, "max_steps": LORA_STEPS,
               "train": config_key({"ids": lora_train["id"]}), "n_test": len(full_set),
               "seed": SEED, "version": 1}  # fmt: skip
-adapter_dir = notebooks.ROOT / "runs" / "models" / f"ch06-lora-{config_key(run_config)}"
+adapter_dir = runs_dir() / "models" / f"ch06-lora-{config_key(run_config)}"
 
 
 def fresh_base():
@@ -889,18 +889,28 @@ def few_shot_messages(instruction: str, examples: list[tuple[str, int]], text: s
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["few_shot_messages"].hint()  # uncomment for a hint
 ex["few_shot_messages"].check(few_shot_messages)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 1
-# ```{literalinclude} ../course_utils/solutions/ch06.py
-# :language: python
-# :pyobject: few_shot_messages
+# <details>
+# <summary>Solution to exercise 1 (<code>course_utils/solutions/ch06.py</code>)</summary>
+#
+# ```python
+# def few_shot_messages(
+#     instruction: str, examples: Sequence[tuple[str, int]], text: str, label_words: Sequence[str]
+# ) -> list[dict]:
+#     """System instruction, one user/assistant pair per example, then the text to classify."""
+#     messages = [{"role": "system", "content": instruction}]
+#     for example, label in examples:
+#         messages.append({"role": "user", "content": example})
+#         messages.append({"role": "assistant", "content": label_words[label]})
+#     messages.append({"role": "user", "content": text})
+#     return messages
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 2 — parse a JSON answer robustly
@@ -915,18 +925,36 @@ def sentiment_from_reply(reply: str) -> str | None:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["sentiment_from_reply"].hint()  # uncomment for a hint
 ex["sentiment_from_reply"].check(sentiment_from_reply)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 2
-# ```{literalinclude} ../course_utils/solutions/ch06.py
-# :language: python
-# :pyobject: sentiment_from_reply
+# <details>
+# <summary>Solution to exercise 2 (<code>course_utils/solutions/ch06.py</code>)</summary>
+#
+# ```python
+# def sentiment_from_reply(reply: str) -> str | None:
+#     """'positive', 'negative' or None from a reply that should hold {"sentiment": ...}."""
+#     start = reply.find("{")
+#     if start < 0:
+#         return None
+#     candidate = reply[start:]
+#     end = candidate.find("}")
+#     candidate = candidate[: end + 1] if end >= 0 else candidate + "}"  # cut off: close it
+#     candidate = candidate.replace("'", '"')
+#     try:
+#         value = json.loads(candidate)
+#     except ValueError:
+#         match = re.search(r'"sentiment"\s*:\s*"(\w+)', candidate)  # a last, looser try
+#         value = {"sentiment": match.group(1)} if match else None
+#     if not isinstance(value, dict):
+#         return None
+#     sentiment = str(value.get("sentiment", "")).strip().lower()
+#     return sentiment if sentiment in ("positive", "negative") else None
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 3 — contextual calibration
@@ -941,18 +969,26 @@ def calibrated_probs(probs: np.ndarray, content_free: np.ndarray) -> np.ndarray:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["calibrated_probs"].hint()  # uncomment for a hint
 ex["calibrated_probs"].check(calibrated_probs)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 3
-# ```{literalinclude} ../course_utils/solutions/ch06.py
-# :language: python
-# :pyobject: calibrated_probs
+# <details>
+# <summary>Solution to exercise 3 (<code>course_utils/solutions/ch06.py</code>)</summary>
+#
+# ```python
+# def calibrated_probs(probs: np.ndarray, content_free: np.ndarray) -> np.ndarray:
+#     """Label probabilities divided by the content-free ones, renormalised per row."""
+#     p = np.asarray(probs, dtype=float)
+#     p = p / p.sum(axis=-1, keepdims=True)
+#     cf = np.asarray(content_free, dtype=float)
+#     cf = cf / cf.sum()
+#     q = p / cf
+#     return q / q.sum(axis=-1, keepdims=True)
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ### Exercise 4 — choose a prompt without peeking
@@ -967,18 +1003,21 @@ def select_prompt(results: dict[str, dict[str, float]]) -> str:
     raise NotImplementedError  # your code here
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 # ex["select_prompt"].hint()  # uncomment for a hint
 ex["select_prompt"].check(select_prompt)
 
 # %% [markdown]
-# :::{dropdown} Solution to exercise 4
-# ```{literalinclude} ../course_utils/solutions/ch06.py
-# :language: python
-# :pyobject: select_prompt
+# <details>
+# <summary>Solution to exercise 4 (<code>course_utils/solutions/ch06.py</code>)</summary>
+#
+# ```python
+# def select_prompt(results: Mapping[str, Mapping[str, float]]) -> str:
+#     """The best prompt on validation; ties: the shorter name, then alphabetical order."""
+#     return min(results, key=lambda name: (-results[name]["val_accuracy"], len(name), name))
 # ```
-# :::
+#
+# </details>
 
 # %% [markdown]
 # ## Summary

@@ -12,8 +12,11 @@ Modules, by concern (each function's docstring names the chapter that introduces
 - ``project`` (chapter 5): the reference classifier, reloaded by chapter 6; pipeline predictions
 - ``prompting`` (chapter 6): chat prompts, verbalizer scoring, calibration, output parsing
 - ``exercises`` and ``solutions``: auto-checked exercises with hints, and their solutions
-- ``notebooks``: chapter discovery, pairing and execution (for maintainers)
 - ``doctor``: environment check
+
+Nothing is imported here: ``import course_utils`` is instant, and each notebook pays only for the
+modules it uses. The maintainers' tools (chapter discovery, pairing checks, execution, the site's
+course map) are not part of the package: they live in ``scripts/`` and ``book/_ext/``.
 """
 
 __version__ = "0.1.0"

@@ -26,10 +26,11 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when imported by the tests
 
-from course_utils import notebooks  # noqa: E402
+import chapter_tools  # noqa: E402
+
+ROOT = chapter_tools.ROOT
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -156,7 +157,7 @@ def check_site(
     site = site.resolve()
     problems: list[str] = []
     expected = [site / "index.html", site / "book" / "index.html", site / "search.html"]
-    expected += [site / f"{c.docname}.html" for c in notebooks.chapters()]
+    expected += [site / f"{c.docname}.html" for c in chapter_tools.chapters()]
     problems += [f"missing page: {p.relative_to(site)}" for p in expected if not p.is_file()]
     pages = sorted(
         p for p in site.rglob("*.html") if not SKIP_DIRS & set(p.relative_to(site).parts)
@@ -214,8 +215,8 @@ def check_site(
                     )
             if screenshots is not None:
                 shots = {"home.png": site / "book" / "index.html"}
-                if notebooks.chapters():
-                    first = notebooks.chapters()[0]
+                if chapter_tools.chapters():
+                    first = chapter_tools.chapters()[0]
                     shots[f"{first.slug}.png"] = site / f"{first.docname}.html"
                 for png, page in shots.items():
                     try:

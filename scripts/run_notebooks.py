@@ -13,8 +13,12 @@ For each chapter, a full run:
 2. executes the notebook with papermill (``SMOKE = False``) into a temporary folder;
 3. copies the outputs back into the committed ``.ipynb`` (its own parameters cell stays as it is,
    papermill's injected cell and timings are dropped), records the run's wall time and machine in
-   its metadata (the site's course map shows them) and rewrites the ``.py`` pair from it;
+   its metadata (the site's course map shows them) and in the parameters cell's ``SMOKE = False``
+   line, and rewrites the ``.py`` pair from it;
 4. refuses to write anything if a cell raised.
+
+``--smoke`` runs with ``SMOKE = True`` in a temporary folder with a fresh run cache
+(``COURSE_RUNS``), as the tests do, and writes nothing into the repository.
 
 Notebooks run one at a time: on a small CPU a second busy process slows both by ~3x.
 """
@@ -29,11 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import chapter_tools  # noqa: E402  (scripts/ is on sys.path: it is this script's folder)
 
-from course_utils import notebooks  # noqa: E402
+ROOT = chapter_tools.ROOT
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def parse_value(text: str):
@@ -64,12 +67,16 @@ def main(argv: list[str] | None = None) -> int:
     import jupytext.cli
     import nbformat
 
-    selected = [notebooks.find_chapter(c) for c in args.chapters] or notebooks.chapters()
+    selected = [chapter_tools.find_chapter(c) for c in args.chapters] or chapter_tools.chapters()
     parameters = {"SMOKE": args.smoke} | {
         name: parse_value(value) for name, value in args.parameter
     }
     out_dir = args.output_dir or Path(tempfile.mkdtemp(prefix="course-notebooks-"))
     out_dir.mkdir(parents=True, exist_ok=True)
+    cwd = None  # a full run works in chapters/ and keeps runs/ (its cache) as Jupyter would
+    if args.smoke:  # a SMOKE run reads and writes nothing of the repository's
+        cwd = out_dir
+        os.environ["COURSE_RUNS"] = str(out_dir / "runs")
     failed = []
     for chapter in selected:
         if not args.smoke:
@@ -78,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> {chapter.slug}: running with {parameters} -> {executed_path}", flush=True)
         start = time.perf_counter()
         try:
-            executed = notebooks.execute(chapter.path, executed_path, parameters)
+            executed = chapter_tools.execute(chapter.path, executed_path, parameters, cwd=cwd)
         except Exception as error:  # papermill raises PapermillExecutionError on a failing cell
             print(
                 f"FAILED {chapter.slug} after {time.perf_counter() - start:.0f} s:\n{error}",
@@ -90,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    ran in {seconds:.0f} s", flush=True)
         if args.smoke:
             continue
-        merged = notebooks.merge_outputs(nbformat.read(chapter.path, as_version=4), executed)
-        notebooks.record_full_run(merged, seconds)  # shown in the site's course map
-        problems = notebooks.stored_output_problems(merged)
+        merged = chapter_tools.merge_outputs(nbformat.read(chapter.path, as_version=4), executed)
+        chapter_tools.record_full_run(merged, seconds)  # the course map and the SMOKE line show it
+        problems = chapter_tools.stored_output_problems(merged)
         if problems:
             print(f"FAILED {chapter.slug}: " + "; ".join(problems), file=sys.stderr)
             failed.append(chapter.slug)

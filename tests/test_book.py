@@ -1,23 +1,39 @@
 """The course site: every chapter is in the table of contents, it builds with -W, and it works
-in a real browser (headless chromium; screenshots kept in book/_build/screenshots/)."""
+in a real browser (headless chromium; screenshots kept in book/_build/screenshots/).
+
+The site is built at most once per test run, and not at all when README's first command
+(``scripts/setup.sh`` -> ``scripts/build_site.sh``) already built it from today's inputs: a clean
+build stamps ``book/_build/`` with a fingerprint of everything it read (``scripts/site_stamp.py``),
+and a current stamp is reused. A file lock keeps two test processes from building at once.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from course_utils import notebooks
-
-ROOT = notebooks.ROOT
+ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(BOOK / "_ext"))
+
+import chapter_tools  # noqa: E402
+import course_map  # noqa: E402
+import site_stamp  # noqa: E402
+
+BUILD_LOCK = Path(tempfile.gettempdir()) / (
+    "course-site-" + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12] + ".lock"
+)
 
 
 def toc_entries(node) -> tuple[list[str], list[str]]:
@@ -44,7 +60,7 @@ def toc_entries(node) -> tuple[list[str], list[str]]:
 def test_every_chapter_is_in_the_toc():
     files, globs = toc_entries(yaml.safe_load((BOOK / "_toc.yml").read_text()))
     missing = [
-        c.docname for c in notebooks.chapters()
+        c.docname for c in chapter_tools.chapters()
         if c.docname not in files and not any(fnmatch.fnmatch(c.docname, g) for g in globs)
     ]  # fmt: skip
     assert not missing, f"chapters missing from book/_toc.yml: {missing}"
@@ -56,30 +72,48 @@ def test_every_chapter_is_in_the_toc():
 
 def test_home_page_course_map_lists_the_chapters_that_exist():
     assert "```{course-map}" in (BOOK / "index.md").read_text()
-    table = notebooks.course_map_markdown()
-    for chapter in notebooks.chapters():
+    table = course_map.course_map_markdown()
+    for chapter in chapter_tools.chapters():
         assert f"</{chapter.docname}>" in table and chapter.title in table
-    assert table.count("\n") == len(notebooks.chapters()) + 1  # header, rule, one row per chapter
+    assert (
+        table.count("\n") == len(chapter_tools.chapters()) + 1
+    )  # header, rule, one row per chapter
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built_site() -> Path:
-    """Build the site from scratch with -W -n --keep-going (scripts/build_site.sh)."""
-    result = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "build_site.sh")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    warnings = [
-        line
-        for line in (result.stdout + result.stderr).splitlines()
-        if "WARNING" in line or "ERROR" in line
-    ]
-    assert result.returncode == 0, "site build failed:\n" + "\n".join(
-        warnings or [result.stdout[-3000:], result.stderr[-3000:]]
-    )
+    """The site of today's inputs: reused when its stamp is current, else built from scratch
+    with -W -n --keep-going (scripts/build_site.sh), once, under a file lock."""
+    with open(BUILD_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second test process waits, then reuses the build
+        if not site_stamp.is_current():
+            result = subprocess.run(
+                ["bash", str(ROOT / "scripts" / "build_site.sh")],
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            warnings = [
+                line
+                for line in (result.stdout + result.stderr).splitlines()
+                if "WARNING" in line or "ERROR" in line
+            ]
+            assert result.returncode == 0, "site build failed:\n" + "\n".join(
+                warnings or [result.stdout[-3000:], result.stderr[-3000:]]
+            )
     return BOOK / "_build" / "html"
+
+
+def test_site_stamp_follows_the_inputs(tmp_path):
+    """The same inputs give the same fingerprint; a changed notebook makes the site stale."""
+    for path in site_stamp.input_files():
+        copy = tmp_path / path.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(path.read_bytes())
+    assert site_stamp.fingerprint(tmp_path) == site_stamp.fingerprint()
+    notebook = tmp_path / chapter_tools.chapters()[0].path.relative_to(ROOT)
+    notebook.write_bytes(notebook.read_bytes() + b"\n")
+    assert site_stamp.fingerprint(tmp_path) != site_stamp.fingerprint()
 
 
 def test_site_builds_with_every_page(built_site):
@@ -88,7 +122,7 @@ def test_site_builds_with_every_page(built_site):
     assert (built_site / "_static" / "mathjax" / "tex-chtml.js").is_file(), (
         "MathJax must be served locally"
     )
-    for chapter in notebooks.chapters():
+    for chapter in chapter_tools.chapters():
         page = built_site / f"{chapter.docname}.html"
         assert page.is_file(), f"no page for {chapter.slug}"
         html = page.read_text(encoding="utf-8")
@@ -107,4 +141,4 @@ def test_site_in_headless_chromium(built_site):
     problems = browser_check.check_site(built_site, chromium, screenshots=screenshots)
     assert not problems, "\n".join(problems)
     assert (screenshots / "home.png").is_file()
-    assert (screenshots / f"{notebooks.chapters()[0].slug}.png").is_file()
+    assert (screenshots / f"{chapter_tools.chapters()[0].slug}.png").is_file()

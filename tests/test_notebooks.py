@@ -1,28 +1,50 @@
-"""The chapter notebooks: paired, stored outputs clean, Colab badges right, and they run.
+"""The chapter notebooks: paired, stored outputs clean, defaults the full run, and they run.
 
-Fast checks (pairing, stored outputs, badges, parameters) run always. The execution tests are
-marked ``notebooks`` (and ``assets``: they load the real models): every notebook is executed with
-papermill in SMOKE mode into a temp dir, and nbval (lax) re-runs the committed notebook and
-compares the outputs of the cells marked ``# NBVAL_CHECK_OUTPUT`` with the stored ones.
-Deselect them with ``-m "not notebooks"``.
+Fast checks (pairing, stored outputs, parameters, solution blocks, badges) run always.
+
+The execution test (marked ``notebooks`` and ``assets``; deselect with ``-m "not notebooks"``)
+runs each notebook **once**, hermetically: papermill with ``SMOKE = True`` in a temporary folder
+(working folder and executed copy there), a fresh run cache (``COURSE_RUNS``) and a fresh IPython
+profile (``IPYTHONDIR``), so no test reads what another test or an earlier run left in ``runs/``
+and nothing is written into the repository. A cell that raises fails the test with its traceback.
+Then the outputs of the cells tagged ``nbval-check-output`` are compared with the stored ones by
+nbval's own comparison (``nbval.plugin.IPyNbCell.compare_outputs``, the regexes of
+``tests/nbval_sanitize.cfg``), exactly as ``pytest --nbval-lax`` would.
+
+While a notebook runs, every call of ``course_utils.training.train`` of two or more optimizer
+steps must change at least one trainable parameter (see ``TRAIN_CHECK``): with a fresh run
+cache every training run really happens, so a broken update step fails the chapters that train.
+
+Each notebook's SMOKE wall time is printed at the end of the session (and recorded as the
+test's ``smoke_seconds`` property) next to its budget, ``SMOKE_BUDGET_S`` (40 s here, so that
+ten chapters fit in the suite's 10 minutes). The budget is reported, never asserted: timings
+on a shared machine are measurements, not pass/fail conditions.
 """
 
 from __future__ import annotations
 
-import os
+import copy
 import re
-import subprocess
 import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
 
-from course_utils import notebooks
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
 
-ROOT = notebooks.ROOT
-CHAPTERS = notebooks.chapters()
+import chapter_tools  # noqa: E402
+import course_map  # noqa: E402
+
+CHAPTERS = chapter_tools.chapters()
 ids = [c.slug for c in CHAPTERS]
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+SMOKE_BUDGET_S = 40  # per notebook, on the 2-core reference machine (reported, not asserted)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def test_there_are_chapters_and_every_ipynb_is_a_chapter():
@@ -35,8 +57,8 @@ def test_there_are_chapters_and_every_ipynb_is_a_chapter():
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
 def test_pair_is_in_sync(chapter):
-    """The .ipynb and its py:percent pair have the same cells (CI checks; it never syncs)."""
-    problems = notebooks.pairing_problems(chapter)
+    """The .ipynb and its py:percent pair have the same cells and tags (CI never syncs)."""
+    problems = chapter_tools.pairing_problems(chapter)
     assert not problems, (
         f"{chapter.slug} is out of sync with its pair:\n" + "\n".join(problems)
         + f"\nFix: jupytext --sync {chapter.path.relative_to(ROOT)} (the file you edited last wins)"
@@ -45,8 +67,8 @@ def test_pair_is_in_sync(chapter):
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
 def test_stored_outputs_are_clean_and_in_order(chapter):
-    nb = nbformat.read(chapter.path, as_version=4)
-    problems = notebooks.stored_output_problems(nb)
+    nb = chapter.read()
+    problems = chapter_tools.stored_output_problems(nb)
     assert not problems, (
         "\n".join(problems) + "\nFix: python scripts/run_notebooks.py " + chapter.slug
     )
@@ -55,18 +77,46 @@ def test_stored_outputs_are_clean_and_in_order(chapter):
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
-def test_parameters_cell(chapter):
-    nb = nbformat.read(chapter.path, as_version=4)
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, "exactly one cell must be tagged 'parameters'"
-    source = cells[0].source
-    assert re.search(r"^SMOKE = True\b", source, re.M), "the parameters cell must set SMOKE = True"
+def test_parameters_default_to_the_full_run(chapter):
+    """Run All in Jupyter reproduces the stored full run; the tests inject SMOKE = True."""
+    nb = chapter.read()
+    source = chapter_tools.parameters_cell(nb).source
+    assert re.search(r"^SMOKE = False\b", source, re.M), (
+        "the parameters cell must default to the full run the stored outputs came from: SMOKE = False"
+    )
+    expected = chapter_tools.smoke_lines(chapter.full_run)
+    assert expected in source, (
+        f"the parameters cell must say how long the stored full run took:\n{expected}\n"
+        "Fix: python scripts/sync_chapters.py " + chapter.slug
+    )
     assert re.search(r"^DEVICE = ", source, re.M), "the parameters cell must set DEVICE"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
+def test_solutions_are_readable_everywhere_and_match_their_files(chapter):
+    """Solutions are <details> blocks of plain Markdown code (Jupyter, Colab, GitHub and the site
+    render them), each a copy of a function of course_utils/solutions/chNN.py."""
+    problems = chapter_tools.solution_problems(chapter.read())
+    assert not problems, "\n".join(problems) + "\nFix: python scripts/sync_chapters.py"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
+def test_checked_cells_are_tagged_not_commented(chapter):
+    """Cells whose outputs are compared carry the cell tag, not a comment learners would see."""
+    cells = [c for c in chapter.read().cells if c.cell_type == "code"]
+    commented = [i for i, c in enumerate(cells) if "NBVAL_" in c.source]
+    assert not commented, (
+        f"code cells {commented} use an NBVAL_ comment; tag them {chapter_tools.CHECK_TAG!r} instead"
+    )
+    checked = [c for c in cells if chapter_tools.CHECK_TAG in c.metadata.get("tags", [])]
+    assert checked and all(c.outputs for c in checked), (
+        f"tag at least one cell {chapter_tools.CHECK_TAG!r}, and only cells with stored outputs"
+    )
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
 def test_colab_badge_and_setup_cell(chapter):
-    nb = nbformat.read(chapter.path, as_version=4)
+    nb = chapter.read()
     first = next(c for c in nb.cells if c.cell_type == "markdown")
     badges = re.findall(r"\(https://colab\.research\.google\.com/github/[^)\s]+\)", first.source)
     assert badges, "the first markdown cell needs an 'Open in Colab' badge"
@@ -74,7 +124,7 @@ def test_colab_badge_and_setup_cell(chapter):
         f"badge points at {badges[0]}, expected {chapter.colab_url}"
     )
     setup = next(c for c in nb.cells if c.cell_type == "code")
-    assert f'COURSE_REPO = "{notebooks.COURSE_REPO}"' in setup.source, (
+    assert f'COURSE_REPO = "{chapter_tools.COURSE_REPO}"' in setup.source, (
         "the first code cell installs the course on Colab"
     )
     assert "google.colab" in setup.source
@@ -82,44 +132,8 @@ def test_colab_badge_and_setup_cell(chapter):
 
 def test_repository_url_is_the_same_everywhere():
     config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
-    assert config["repository"]["url"] == notebooks.COURSE_REPO
-    assert config["repository"]["branch"] == notebooks.BRANCH
-
-
-@pytest.mark.notebooks
-@pytest.mark.assets
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
-def test_notebook_runs_in_smoke_mode(chapter, tmp_path):
-    """papermill, SMOKE = True, into a temp dir: fails on any raising cell."""
-    import papermill
-
-    try:
-        notebooks.execute(chapter.path, tmp_path / chapter.path.name, {"SMOKE": True}, timeout=600)
-    except papermill.PapermillExecutionError as error:
-        pytest.fail(
-            f"{chapter.slug} failed in SMOKE mode (executed copy: {tmp_path / chapter.path.name}):\n{error}"
-        )
-
-
-@pytest.mark.notebooks
-@pytest.mark.assets
-@pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
-def test_outputs_match_stored_nbval(chapter, tmp_path):
-    """nbval --nbval-lax: cells marked NBVAL_CHECK_OUTPUT must reproduce their stored output."""
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE"}
-    env.pop("MPLBACKEND", None)  # Agg suppresses inline figures and breaks the comparison
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-            "--nbval-lax", "--nbval-current-env",
-            "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"),
-            "--rootdir", str(tmp_path), str(chapter.path),
-        ],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
-    )  # fmt: skip
-    assert result.returncode == 0, (
-        f"nbval failed for {chapter.slug}:\n{result.stdout[-6000:]}\n{result.stderr[-2000:]}"
-    )
+    assert config["repository"]["url"] == chapter_tools.COURSE_REPO
+    assert config["repository"]["branch"] == chapter_tools.BRANCH
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
@@ -130,4 +144,202 @@ def test_full_run_is_recorded(chapter):
         f"{chapter.slug} has no recorded full run; refresh it with "
         f"python scripts/run_notebooks.py {chapter.number}"
     )
-    assert f"{chapter.title} " in notebooks.course_map_markdown()
+    assert f"{chapter.title} " in course_map.course_map_markdown()
+
+
+# -- executing the notebooks -----------------------------------------------------------------------
+# Runs in the kernel before the notebook's first cell (an IPython startup file of the temporary
+# profile). It wraps `course_utils.training.train` as soon as the package is imported: after a run
+# of two or more optimizer steps (with warm-up the first step may have a learning rate of 0) at
+# least one trainable parameter must differ from its value before training.
+TRAIN_CHECK = """
+import importlib.abc as _abc
+
+
+def _course_check_train(training):
+    import functools
+
+    import torch
+
+    original = training.train
+
+    @functools.wraps(original)
+    def train(model, *args, **kwargs):
+        before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        history = original(model, *args, **kwargs)
+        steps = getattr(history, "total_steps", None) or 0
+        after = dict(model.named_parameters())
+        changed = any(not torch.equal(v, after[n].detach().to(v.device)) for n, v in before.items()
+                      if n in after)  # fmt: skip
+        if before and steps >= 2 and not changed:
+            raise AssertionError(
+                f"course test check: train() took {steps} optimizer steps but changed none of "
+                f"the {len(before)} trainable parameter tensors: the update step is broken"
+            )
+        return history
+
+    training.train = train
+
+
+class _CourseWatch(_abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name != "course_utils.training":
+            return None
+        import sys
+        from importlib.util import find_spec
+
+        sys.meta_path.remove(self)
+
+        spec = find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            _course_check_train(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+__import__("sys").meta_path.insert(0, _CourseWatch())
+"""
+
+_smoke_runs: list[dict] = []
+
+
+class SmokeTimes:
+    """Prints each notebook's SMOKE wall time, its budget and its slowest cell at the end."""
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not _smoke_runs:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.section(f"notebook SMOKE runs (budget {SMOKE_BUDGET_S} s each)")
+        for run in _smoke_runs:
+            flag = "" if run["seconds"] <= SMOKE_BUDGET_S else "  OVER BUDGET"
+            write(
+                f"{run['slug']:<28} {run['seconds']:6.1f} s  (kernel start and papermill "
+                f"{run['overhead']:4.1f} s; slowest cell {run['slowest'][1]:5.1f} s: "
+                f"cell {run['slowest'][0]}){flag}"
+            )
+        total = sum(r["seconds"] for r in _smoke_runs)
+        write(f"{'total':<28} {total:6.1f} s for {len(_smoke_runs)} notebooks")
+
+
+@pytest.fixture
+def smoke_report(request):
+    if not request.config.pluginmanager.has_plugin("course-smoke-times"):
+        request.config.pluginmanager.register(SmokeTimes(), "course-smoke-times")
+    return _smoke_runs
+
+
+@pytest.fixture
+def hermetic_kernel(tmp_path, monkeypatch) -> Path:
+    """The environment of a hermetic SMOKE run; returns its working folder."""
+    work, runs, profile = tmp_path / "work", tmp_path / "runs", tmp_path / "ipython"
+    startup = profile / "profile_default" / "startup"
+    for folder in (work, runs, startup):
+        folder.mkdir(parents=True)
+    (startup / "00-course-checks.py").write_text(TRAIN_CHECK)
+    monkeypatch.setenv("COURSE_RUNS", str(runs))
+    monkeypatch.setenv("IPYTHONDIR", str(profile))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # Agg would drop the inline figures
+    return work
+
+
+def checked_cells(nb) -> list[tuple[int, nbformat.NotebookNode]]:
+    """(index, cell) of the code cells nbval --nbval-lax compares, by nbval's own markers."""
+    from nbval.plugin import find_comment_markers, find_metadata_tags
+
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        options = dict(find_metadata_tags(cell.metadata))
+        options.update(find_comment_markers(cell.source))
+        if options.get("check") and not options.get("skip"):
+            found.append((i, cell))
+    return found
+
+
+def nbval_mismatches(session, chapter, stored, executed) -> list[str]:
+    """nbval's comparison of the checked cells: stored outputs vs. the run's outputs.
+
+    The cells are nbval's own pytest items (``IPyNbFile`` / ``IPyNbCell``), built without
+    collecting or executing them, so skipped keys, stream merging and the sanitizers are nbval's.
+    """
+    from nbval.plugin import IPyNbCell, IPyNbFile, coalesce_streams, get_sanitize_patterns
+
+    nb_file = IPyNbFile.from_parent(session, path=chapter.path)
+    nb_file.sanitize_patterns.update(get_sanitize_patterns(SANITIZE.read_text()))
+    ran = {cell.get("id"): cell for cell in executed.cells}
+    problems = []
+    for number, (index, cell) in enumerate(checked_cells(stored)):
+        run = ran.get(cell.get("id"))
+        if run is None or run.source != cell.source:
+            problems.append(f"cell {index}: not found in the executed notebook")
+            continue
+        item = IPyNbCell.from_parent(
+            nb_file, name=f"Cell {index}", cell_num=number, cell=cell, options={"check": True}
+        )
+        test_outputs = coalesce_streams(copy.deepcopy(run.outputs))
+        if not item.compare_outputs(test_outputs, coalesce_streams(copy.deepcopy(cell.outputs))):
+            source = "\n".join(cell.source.splitlines()[:6])
+            problems.append(
+                f"cell {index} (tagged {chapter_tools.CHECK_TAG}):\n{source}\n"
+                + ANSI.sub("", "\n".join(item.comparison_traceback))
+            )
+    return problems
+
+
+def _new_files(folder: Path, since: float) -> list[str]:
+    if not folder.exists():
+        return []
+    return [str(p) for p in folder.rglob("*") if p.is_file() and p.stat().st_mtime >= since]
+
+
+@pytest.mark.notebooks
+@pytest.mark.assets
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=ids)
+def test_notebook_smoke_run_reproduces_checked_outputs(
+    chapter, hermetic_kernel, request, record_property, smoke_report
+):
+    """One papermill run (SMOKE = True, hermetic), then nbval's comparison of the checked cells."""
+    import papermill
+
+    executed_path = hermetic_kernel / chapter.path.name
+    start_wall, start = time.time(), time.perf_counter()
+    try:
+        executed = chapter_tools.execute(
+            chapter.path, executed_path, {"SMOKE": True}, timeout=600, cwd=hermetic_kernel
+        )
+    except papermill.PapermillExecutionError as error:
+        pytest.fail(
+            f"{chapter.slug}: cell {error.cell_index} (In [{error.exec_count}]) raised "
+            f"{error.ename}: {error.evalue}\n\n{error.source}\n\n"
+            + ANSI.sub("", "\n".join(error.traceback))
+            + f"\n(executed copy: {executed_path})",
+            pytrace=False,
+        )
+    seconds = time.perf_counter() - start
+    durations = [
+        (i, c.metadata.get("papermill", {}).get("duration") or 0.0)
+        for i, c in enumerate(executed.cells)
+        if c.cell_type == "code"
+    ]
+    record_property("smoke_seconds", round(seconds, 1))
+    smoke_report.append({
+        "slug": chapter.slug, "seconds": seconds, "slowest": max(durations, key=lambda d: d[1]),
+        "overhead": seconds - sum(d for _, d in durations),
+    })  # fmt: skip
+
+    written = _new_files(ROOT / "runs", start_wall) + _new_files(ROOT / "chapters", start_wall)
+    assert not written, f"a SMOKE run wrote into the repository: {written[:5]}"
+    problems = nbval_mismatches(request.session, chapter, chapter.read(), executed)
+    assert not problems, (
+        f"{chapter.slug}: outputs differ from the stored ones (nbval --nbval-lax semantics):\n\n"
+        + "\n\n".join(problems)
+        + f"\n(executed copy: {executed_path})"
+    )
