@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+import torch
 from conftest import make_sentiment_dataset
 
 from course_utils import project
@@ -63,17 +64,24 @@ def test_predict_texts_with_a_saved_model(tiny_bert, tmp_path):
     model.config.label2id = {"negative": 0, "positive": 1}
     model.save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    out = project.predict_texts(tmp_path, ["a good movie", "boring plot"])
-    assert len(out) == 2
-    assert {row["label"] for row in out} <= {"negative", "positive"}
-    assert all(0.5 <= row["score"] <= 1.0 for row in out)
+    texts = ["a good movie", "boring plot"]
+    out = project.predict_texts(tmp_path, texts, device="cpu")
+    # the pipeline's answer is the saved model's own top class and its softmax probability
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(
+            model(**tokenizer(texts, padding=True, return_tensors="pt")).logits, -1
+        )
+    expected = [(model.config.id2label[int(p.argmax())], float(p.max())) for p in probs]
+    assert [row["label"] for row in out] == [label for label, _ in expected]
+    np.testing.assert_allclose([row["score"] for row in out], [s for _, s in expected], atol=1e-5)
 
 
 def test_reference_classifier_trains_once_then_loads(tiny_bert, tmp_path, monkeypatch):
     model, tokenizer = tiny_bert
     calls = []
 
-    def fake_train(config, target, progress):
+    def fake_train(config, target, progress, device="auto"):
         calls.append(config)
         target.mkdir(parents=True)
         model.save_pretrained(target)
@@ -83,6 +91,14 @@ def test_reference_classifier_trains_once_then_loads(tiny_bert, tmp_path, monkey
 
     monkeypatch.setattr(project, "_train_reference", fake_train)
     monkeypatch.setattr(project, "_token_lengths", lambda texts, tok: [10] * len(texts))
+    # no real assets: the tokenizer and the reviews that pick max_length are tiny stand-ins
+    from datasets import DatasetDict
+
+    from course_utils import data, models
+
+    monkeypatch.setattr(models, "load_tokenizer", lambda name: tokenizer)
+    reviews = DatasetDict({"train": make_sentiment_dataset(32)})
+    monkeypatch.setattr(data, "load_movie_reviews", lambda *args, **kwargs: reviews)
     first_dir, first = project.reference_classifier(smoke=True, root=tmp_path)
     second_dir, second = project.reference_classifier(smoke=True, root=tmp_path)
     assert len(calls) == 1 and first_dir == second_dir

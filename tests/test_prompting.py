@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -31,9 +33,18 @@ TEMPLATE = PromptTemplate(
 
 @pytest.fixture
 def chat_llama(tiny_llama):
-    model, tokenizer = tiny_llama
+    """The tiny Llama with a copy of the shared tokenizer that has a chat template."""
+    model, shared = tiny_llama
+    tokenizer = copy.deepcopy(shared)  # the session-wide tokenizer stays as other tests expect it
     tokenizer.chat_template = CHAT_TEMPLATE
     return model.eval(), tokenizer
+
+
+def test_the_shared_tokenizer_is_not_changed(chat_llama, tiny_tokenizer):
+    _, tokenizer = chat_llama
+    assert tokenizer is not tiny_tokenizer and tokenizer.chat_template == CHAT_TEMPLATE
+    assert tiny_tokenizer.chat_template is None
+    assert tokenizer.get_vocab() == tiny_tokenizer.get_vocab()
 
 
 def test_messages_and_render(chat_llama):
