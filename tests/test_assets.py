@@ -377,4 +377,9 @@ def test_cached_assets_load_with_the_network_blocked(monkeypatch):
     assert len(data.load_movie_reviews()["train"]) > 7000
     assert set(data.load_ood_sets()) == {"amazon", "nyt", "tweets"}
     assert len(data.load_chinese_reviews(max_per_class=50)["train"]) > 50
+    assert data.load_conll2003()["test"].num_rows == 3453
+    assert data.load_conll_headlines()["test"].num_rows > 200
+    assert data.load_lee_similarity()["pairs"].num_rows == 1225
+    assert data.load_word_similarity("wordsim353").num_rows == 353
+    assert data.load_hsk_pairs()["train"].num_rows > 3000
     models.hub_reachable.cache_clear()
