@@ -14,11 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser("fetch", help="download, verify and cache every model and data set")
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
+    fetch.add_argument(
+        "--verify", action="store_true", help="hash every cached file again; refetch what differs"
+    )
     commands.add_parser("doctor", help="check Python, packages, device, assets and disk")
     args = parser.parse_args(argv)
     if args.command == "fetch":
         try:
-            fetch_all(force=args.force)
+            fetch_all(force=args.force, verify=args.verify)
         except AssetError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

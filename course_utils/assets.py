@@ -461,13 +461,20 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def fetch_all(force: bool = False, log: Callable[[str], None] = print) -> None:
-    """Fetch every asset (``python -m course_utils fetch``), e.g. before a workshop offline."""
+def fetch_all(
+    force: bool = False, log: Callable[[str], None] = print, verify: bool = False
+) -> None:
+    """Fetch every asset (``python -m course_utils fetch``), e.g. before a workshop offline.
+
+    ``verify`` hashes every cached file again instead of trusting the verified stamp (e.g. after
+    copying a cache from another machine), and fetches again what does not match.
+    """
     for name in REGISTRY:
-        ok, _ = check_cached(name)
+        ok, reason = check_cached(name, rehash=verify)
         if ok and not force:
-            log(f"{name}: cached")
+            log(f"{name}: cached" + (" (verified)" if verify else ""))
             continue
-        log(f"{name}: fetching {REGISTRY[name].requirement} ...")
-        path = fetch(name, force=force)
+        why = "" if ok else f" ({reason})"
+        log(f"{name}: fetching {REGISTRY[name].requirement}{why} ...")
+        path = fetch(name, force=True)
         log(f"{name}: ready in {path}")

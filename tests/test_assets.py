@@ -223,6 +223,21 @@ def test_a_good_file_with_a_new_mtime_is_hashed_once_and_restamped(fake_asset, m
     assert assets.check_cached("fake")[0] and len(calls) == 1  # stamp rewritten
 
 
+def test_fetch_all_verify_repairs_what_the_stamp_trusts(fake_asset, monkeypatch):
+    monkeypatch.setattr(assets, "REGISTRY", {"fake": fake_asset})
+    path = assets.asset_path("fake")
+    _corrupt_same_size(path / "data.txt", shift_mtime=False)  # invisible to the stamp
+    lines = []
+    assets.fetch_all(log=lines.append)
+    assert lines == ["fake: cached"]
+    lines.clear()
+    assets.fetch_all(log=lines.append, verify=True)
+    assert "checksum mismatch" in lines[0] and (path / "data.txt").read_bytes() == PAYLOAD
+    lines.clear()
+    assets.fetch_all(log=lines.append, verify=True)
+    assert lines == ["fake: cached (verified)"]
+
+
 def test_missing_manifest_means_incomplete(fake_asset):
     path = assets.asset_path("fake")
     (path / assets.MANIFEST).unlink()
