@@ -37,6 +37,10 @@ from .assets import asset_path
 LABELS = ["negative", "positive"]
 MIN_ABS_RATING = 0.5  # ratings are means of human scores in [-4, 4]; |r| < 0.5 is too close to call
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+# Changes whenever a loader's rows or splits change (2: splits by normalised text, duplicates
+# dropped, seeded order). A cache of trained runs should include it in its keys, so a run made
+# on the old splits is never reused for the new ones.
+DATA_VERSION = 2
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 _VADER_FILES = {
