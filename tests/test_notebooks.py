@@ -315,7 +315,10 @@ def test_notebook_smoke_run_reproduces_checked_outputs(
         executed = chapter_tools.execute(
             chapter.path, executed_path, {"SMOKE": True}, timeout=600, cwd=hermetic_kernel
         )
-    except papermill.PapermillExecutionError as error:
+        error = None
+    except papermill.PapermillExecutionError as raised:
+        error = raised
+    if error is not None:  # outside `except`: the report shows the cell's traceback only once
         pytest.fail(
             f"{chapter.slug}: cell {error.cell_index} (In [{error.exec_count}]) raised "
             f"{error.ename}: {error.evalue}\n\n{error.source}\n\n"
