@@ -4,8 +4,9 @@ Fine-tunes all-MiniLM-L6-v2 on the movie reviews for a fixed number of optimizer
 `course_utils.training.train` and with `make_trainer(...).train()`: the same batch size, the same
 fixed padding (every example padded to `--max-length`, so both see exactly the same number of
 tokens), the same fused AdamW, fp32. It prints samples/s of each, their ratio, the model FLOP/s
-achieved (6 x non-embedding parameters x tokens / time), the machine's measured fp32 matmul peak
-and their ratio (MFU). The last line is `loop/trainer=<x> mfu=<y>`.
+achieved (the FLOPs of one training step counted by `torch.utils.flop_counter.FlopCounterMode`,
+next to the 6 x non-embedding parameters x tokens estimate), the machine's measured fp32 matmul
+peak and their ratio (MFU). The last line is `loop/trainer=<x> mfu=<y>`.
 
     OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/bench_training.py [--steps 30]
 
@@ -31,7 +32,6 @@ from course_utils.data import load_movie_reviews  # noqa: E402
 from course_utils.models import load_classifier  # noqa: E402
 from course_utils.training import (  # noqa: E402
     TrainConfig,
-    count_parameters,
     make_trainer,
     tokenize_dataset,
     train,
@@ -51,39 +51,55 @@ def matmul_peak_flops(n: int = 2048, reps: int = 10) -> float:
 
 
 def non_embedding_parameters(model: torch.nn.Module) -> int:
-    """Parameters that take part in matmuls: everything but embedding tables (look-ups)."""
-    embeddings = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
-    return count_parameters(model) - embeddings
+    """Parameters that take part in matmuls: `num_parameters(exclude_embeddings=True)`."""
+    return model.num_parameters(exclude_embeddings=True)
+
+
+def training_flops_per_sample(model: torch.nn.Module, max_length: int, batch: int = 4) -> float:
+    """FLOPs of forward + backward per example of `max_length` tokens, counted by torch.
+
+    `FlopCounterMode` counts every matmul-like operation (attention scores included), which the
+    6 x parameters x tokens rule leaves out; it ignores element-wise work and the optimizer.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters()).device
+    ids = torch.randint(1000, 2000, (batch, max_length), device=device)
+    labels = torch.zeros(batch, dtype=torch.long, device=device)
+    with FlopCounterMode(display=False) as counter:
+        model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss.backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
 
 
 class StepTimes(TrainerCallback):
     """Records the wall time at the end of every optimizer step of a `Trainer`."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync=None) -> None:
         self.times: list[float] = []
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.times.append(time.perf_counter())
+        self.on_step_end = _clock(self.times, sync)
 
 
-def run_loop(model, data, config: TrainConfig, tokenizer, warmup: int) -> float:
+def _clock(times: list[float], sync=None):
+    def tick(*_args, **_kwargs):
+        if sync is not None:
+            sync()  # on a GPU, wait for the step's kernels before reading the clock
+        times.append(time.perf_counter())
+
+    return tick
+
+
+def run_loop(model, data, config: TrainConfig, tokenizer, warmup: int, sync=None) -> float:
     """Samples/s of the course loop over the steps after `warmup`."""
     times: list[float] = []
-    train(
-        model,
-        data,
-        None,
-        config,
-        tokenizer,
-        callbacks=[lambda step, h: times.append(time.perf_counter())],
-    )
+    train(model, data, None, config, tokenizer, callbacks=[_clock(times, sync)])
     timed = len(times) - warmup
     return timed * config.batch_size / (times[-1] - times[warmup - 1])
 
 
-def run_trainer(model, data, config: TrainConfig, tokenizer, warmup: int) -> float:
+def run_trainer(model, data, config: TrainConfig, tokenizer, warmup: int, sync=None) -> float:
     """Samples/s of `transformers.Trainer` over the steps after `warmup`."""
-    clock = StepTimes()
+    clock = StepTimes(sync)
     trainer = make_trainer(model, data, None, config, tokenizer)
     trainer.add_callback(clock)
     trainer.train()
@@ -115,6 +131,7 @@ def main() -> None:
     data = tokenize_dataset(reviews, tokenizer, args.max_length, padding="max_length")
     config = TrainConfig(
         lr=5e-5,
+        device="cpu",
         batch_size=args.batch_size,
         max_steps=steps,
         num_epochs=1,
@@ -137,7 +154,8 @@ def main() -> None:
 
     loop_rate, trainer_rate = max(loop_rates), max(trainer_rates)
     params = non_embedding_parameters(loop_model)
-    flops_per_sample = 6 * params * args.max_length
+    estimate = 6 * params * args.max_length
+    flops_per_sample = training_flops_per_sample(loop_model, args.max_length)
     achieved = loop_rate * flops_per_sample
     print(
         f"batch {args.batch_size} x {args.max_length} tokens, {args.steps} timed steps, "
@@ -148,6 +166,10 @@ def main() -> None:
         f"Trainer:     {trainer_rate:.1f} samples/s  ({trainer_rate * args.max_length:.0f} tokens/s)"
     )
     print(f"non-embedding parameters: {params / 1e6:.2f} M")
+    print(
+        f"FLOPs per example: {flops_per_sample / 1e9:.2f} G counted by FlopCounterMode, "
+        f"{estimate / 1e9:.2f} G by 6 x parameters x tokens"
+    )
     print(f"model FLOP/s (course loop): {achieved / 1e9:.1f} GFLOP/s")
     print(f"fp32 matmul peak (2048x2048, best of 10): {peak / 1e9:.1f} GFLOP/s")
     print(f"load average after: {os.getloadavg()}")

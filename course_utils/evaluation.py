@@ -76,7 +76,7 @@ def classification_metrics(
 ) -> dict[str, float]:
     """Accuracy, precision, recall, F1 and ROC AUC of a classifier.
 
-    Introduced in chapter 5. Binary tasks: precision, recall and F1 of class 1 (the positive
+    Introduced in chapter 3. Binary tasks: precision, recall and F1 of class 1 (the positive
     class). More classes: macro averages and one-vs-rest AUC. AUC is NaN when the labels hold
     only one class. `kind` says what the scores are (see `to_probabilities`).
     """
@@ -110,7 +110,7 @@ def classification_metrics(
 def compute_metrics(eval_pred: Any) -> dict[str, float]:
     """`classification_metrics` for an `EvalPrediction` (or a `(logits, labels)` pair).
 
-    Introduced in chapter 5. Pass it as `compute_metrics=` to `transformers.Trainer` and to
+    Introduced in chapter 2. Pass it as `compute_metrics=` to `transformers.Trainer` and to
     `course_utils.training.train` alike.
     """
     predictions, labels = _unpack(eval_pred)
@@ -142,7 +142,7 @@ def roc(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """ROC curve of a binary classifier: `(false_positive_rate, true_positive_rate, auc)`.
 
-    Introduced in chapter 5. The score of each example is its probability of class 1.
+    Used by `plots.plot_roc`. The score of each example is its probability of class 1.
     """
     probs = to_probabilities(logits_or_probs, kind)
     if probs.shape[1] != 2:

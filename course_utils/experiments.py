@@ -52,6 +52,12 @@ def config_key(config: Mapping[str, Any], length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def _with_data_version(config: Mapping[str, Any]) -> dict[str, Any]:
+    from .data import DATA_VERSION
+
+    return {**config, "__data_version__": DATA_VERSION}
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, History):
         return {_HISTORY: value.to_dict()}
@@ -91,8 +97,12 @@ class RunCache:
         self.enabled = enabled
 
     def path(self, config: Mapping[str, Any], name: str = "run") -> Path:
-        """Where the result of `config` is (or would be) stored."""
-        return self.root / f"{name}-{config_key(config)}.json"
+        """Where the result of `config` is (or would be) stored.
+
+        The key also covers `course_utils.data.DATA_VERSION`, so runs on an older split of the
+        data are never returned for today's.
+        """
+        return self.root / f"{name}-{config_key(_with_data_version(config))}.json"
 
     def load(self, config: Mapping[str, Any], name: str = "run") -> dict[str, Any] | None:
         """The stored result of `config`, or `None` when there is none (or it is unreadable)."""
@@ -101,7 +111,8 @@ class RunCache:
             stored = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
-        if stored.get("config") != json.loads(json.dumps(config, default=str)):
+        expected = _with_data_version(config)
+        if stored.get("config") != json.loads(json.dumps(expected, default=str)):
             return None  # a hash collision or a hand-edited file: do not trust it
         return _decode(stored["result"])
 
@@ -109,7 +120,7 @@ class RunCache:
         """Store `result` for `config` atomically (a temporary file, then a rename)."""
         path = self.path(config, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"config": config, "result": _encode(dict(result))}
+        payload = {"config": _with_data_version(config), "result": _encode(dict(result))}
         text = json.dumps(payload, indent=1, default=str)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         try:

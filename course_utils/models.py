@@ -148,7 +148,7 @@ def _from_pretrained(auto_class, name: str | os.PathLike, **kwargs):
     except OSError as e:
         if Path(source).is_dir():
             raise
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+        offline = hub_offline()
         where = (
             "the Hugging Face Hub is unreachable (offline)"
             if offline
@@ -190,7 +190,7 @@ def load_classifier(
     device: str = "auto",
     **kwargs,
 ):
-    """A sequence classifier (pretrained body + new head) and its tokenizer (chapter 1).
+    """A sequence classifier (pretrained body + new head) and its tokenizer (chapter 2).
 
     ``labels`` names the classes (its length sets ``num_labels``); the head is freshly initialised.
     """

@@ -36,7 +36,7 @@ def plot_history(
 ) -> Figure:
     """Loss curves (train per step, validation per evaluation) and validation metric curves.
 
-    Introduced in chapter 3. `history` is a `course_utils.training.History` (or its
+    Introduced in chapter 2. `history` is a `course_utils.training.History` (or its
     `to_dict()`). `metrics` defaults to every score recorded at evaluation (accuracy, F1, ...).
     `smooth` > 1 draws a running mean of the training loss over that many steps.
     """
@@ -92,35 +92,18 @@ def plot_confusion_matrix(
     """A confusion-matrix heat map with the count (or share) written in each cell.
 
     Introduced in chapter 5. Rows are the true classes, columns the predicted ones;
-    `normalize="true"` shows each row as shares (per-class recall on the diagonal).
+    `normalize="true"` shows each row as shares (per-class recall on the diagonal). Drawn by
+    scikit-learn's `ConfusionMatrixDisplay`.
     """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     matrix = confusion(labels, logits_or_probs, normalize=normalize)
     n = matrix.shape[0]
     names = list(class_names) if len(class_names) == n else [str(i) for i in range(n)]
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.2 * n + 2))
-    image = ax.imshow(matrix, cmap="Blues")
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for i in range(n):
-        for j in range(n):
-            text = f"{matrix[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
-            ax.text(
-                j,
-                i,
-                text,
-                ha="center",
-                va="center",
-                color="white" if matrix[i, j] > threshold else "black",
-            )
-    ax.set(
-        xticks=range(n),
-        yticks=range(n),
-        xticklabels=names,
-        yticklabels=names,
-        xlabel="predicted class",
-        ylabel="true class",
-        title=title,
-    )
+    display = ConfusionMatrixDisplay(matrix, display_labels=names)
+    display.plot(ax=ax, cmap="Blues", values_format=".2f" if normalize else "d", colorbar=True)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title)
     fig.tight_layout()
     return fig
 
@@ -133,13 +116,17 @@ def plot_roc(
     """ROC curve(s) of binary classifiers, with the AUC in the legend and the chance diagonal.
 
     Introduced in chapter 5. `scores` is one model's logits / probabilities, or a dict
-    `{model name: logits}` to compare several models on the same labels.
+    `{model name: logits}` to compare several models on the same labels. Drawn by
+    scikit-learn's `RocCurveDisplay`.
     """
+    from sklearn.metrics import RocCurveDisplay
+
     curves = scores if isinstance(scores, Mapping) else {"model": scores}
     fig, ax = plt.subplots(figsize=(5, 5))
     for name, values in curves.items():
         fpr, tpr, auc = roc(labels, values)
-        ax.plot(fpr, tpr, label=f"{name} (AUC = {auc:.3f})")
+        display = RocCurveDisplay(fpr=fpr, tpr=tpr, roc_auc=auc, name=name).plot(ax=ax)
+        display.line_.set_label(f"{name} (AUC = {auc:.3f})")  # 3 decimals: close models differ
     ax.plot([0, 1], [0, 1], "--", color="grey", label="chance (AUC = 0.5)")
     ax.set(
         xlabel="false positive rate",

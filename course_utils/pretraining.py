@@ -31,7 +31,7 @@ def tiny_gpt_config(
     tokenizer=None,
     **kwargs: Any,
 ):
-    """A `LlamaConfig` for a tiny decoder (chapter 2): a few layers, a small hidden size.
+    """A `LlamaConfig` for a tiny decoder, used by `tiny_gpt`: a few layers, a small hidden size.
 
     The vocabulary is the tokenizer's (pass `vocab_size=len(tokenizer)`), so its perplexity is
     measured on the same tokens as the pretrained model that owns that tokenizer. Input and output

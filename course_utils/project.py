@@ -84,7 +84,9 @@ def choose_max_length(lengths: Sequence[int], percentile: float = 99, multiple: 
 
 def reference_config(smoke: bool, max_length: int | None = None) -> dict[str, Any]:
     """The configuration (a JSON-able dict) of the reference classifier; its hash names the run."""
-    config = dict(REFERENCE_SETTINGS, smoke=bool(smoke), version=1)
+    from .data import DATA_VERSION
+
+    config = dict(REFERENCE_SETTINGS, smoke=bool(smoke), version=1, data_version=DATA_VERSION)
     if smoke:
         config.update(SMOKE_SETTINGS)
     if max_length is not None:

@@ -213,30 +213,34 @@ def generate(
     max_new_tokens: int = 16,
     batch_size: int = 16,
 ) -> tuple[list[str], float]:
-    """Greedy answers to `prompts` (batched, left-padded) and the seconds it took."""
+    """Greedy answers to `prompts` (batched, left-padded) and the seconds it took.
+
+    Introduced in chapter 6. Prompts are sorted by length so a batch pads little; the tokenizer
+    pads on the left (`padding_side="left"`), so every prompt ends where generation starts.
+    Generation stops at the tokenizer's end-of-sequence token (for a chat model, the end of
+    the turn) or after `max_new_tokens`.
+    """
     device = next(model.parameters()).device
-    encoded = _encode(tokenizer, prompts)
-    order = np.argsort([len(e) for e in encoded], kind="stable")
+    order = np.argsort([len(ids) for ids in _encode(tokenizer, prompts)], kind="stable")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    answers: list[str] = [""] * len(encoded)
+    answers: list[str] = [""] * len(prompts)
     start_time = time.perf_counter()
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for r, i in enumerate(rows):
-            input_ids[r, width - len(encoded[i]) :] = torch.tensor(encoded[i])
-            mask[r, width - len(encoded[i]) :] = 1
-        output = model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad_id,
-        )
-        for r, i in enumerate(rows):
-            answers[i] = tokenizer.decode(output[r, width:], skip_special_tokens=True)
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    try:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            batch = tokenizer([prompts[i] for i in rows], add_special_tokens=False,
+                              padding=True, return_tensors="pt").to(device)  # fmt: skip
+            output = model.generate(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id,
+            )  # fmt: skip
+
+            width = batch["input_ids"].shape[1]
+            for r, i in enumerate(rows):
+                answers[i] = tokenizer.decode(output[r, width:], skip_special_tokens=True)
+    finally:
+        tokenizer.padding_side = side
     return answers, time.perf_counter() - start_time
 
 

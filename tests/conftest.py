@@ -6,13 +6,19 @@ to a temporary folder, the models from small configs with random weights.
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
+import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# No test reads or writes the repository's runs/ (Trainer folders, caches, saved models).
+os.environ["COURSE_RUNS"] = tempfile.mkdtemp(prefix="course-runs-tests-")
+atexit.register(shutil.rmtree, os.environ["COURSE_RUNS"], True)
 
 POSITIVE = ["good", "great", "fine", "lovely", "superb", "fun", "moving", "smart"]
 NEGATIVE = ["bad", "awful", "dull", "boring", "weak", "poor", "tedious", "silly"]

@@ -85,3 +85,13 @@ def test_runs_dir_follows_the_environment(tmp_path, monkeypatch):
     assert runs_dir() == ROOT / "runs"
     monkeypatch.setenv("COURSE_RUNS", str(tmp_path))
     assert runs_dir() == tmp_path
+
+
+def test_a_new_data_version_misses(tmp_path, monkeypatch):
+    """Runs on an older split of the data are not returned for today's."""
+    import course_utils.data
+
+    cache = RunCache(tmp_path)
+    cache.run({"lr": 1}, lambda: {"v": 1})
+    monkeypatch.setattr(course_utils.data, "DATA_VERSION", course_utils.data.DATA_VERSION + 1)
+    assert cache.run({"lr": 1}, lambda: {"v": 2}) == {"v": 2, "cached": False}

@@ -73,6 +73,7 @@ def tokenize_dataset(
 def keep_model_columns(dataset, model: torch.nn.Module):
     """The dataset with only the columns `model.forward` accepts (as Trainer's
     `remove_unused_columns`), so extra columns (texts, ids, offsets) may stay in the data."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper takes (*args, **kwargs)
     forward = model.get_base_model().forward if hasattr(model, "get_base_model") else model.forward
     accepted = set(inspect.signature(forward).parameters)
     keep = [c for c in dataset.column_names if c in accepted]
@@ -123,7 +124,7 @@ def count_items(batch: dict, causal_lm: bool = False) -> int:
 class LengthBucketBatchSampler:
     """The examples of each optimizer step, in a seeded order; similar lengths share a step.
 
-    Introduced in chapter 5. One item per optimizer step: the indices of its *global* batch,
+    Used by `train` and `make_trainer`. One item per optimizer step: the indices of its *global* batch,
     `batch_size * grad_accum_steps * num_processes` examples (the loop splits them between
     processes and into micro-batches). Each epoch: shuffle all indices (seed + epoch), cut them
     into chunks of `bucket_batches` steps, sort each chunk by length (less padding), cut it into
@@ -189,7 +190,7 @@ class LengthBucketBatchSampler:
 class MicroBatchSampler:
     """The same steps cut into micro-batches of `batch_size`, for `transformers.Trainer`.
 
-    Introduced in chapter 5. `make_trainer` feeds Trainer from this, so Trainer and the course
+    Used by `make_trainer`, which feeds Trainer from this, so Trainer and the course
     loop see the same examples in the same optimizer steps.
     """
 

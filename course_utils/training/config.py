@@ -25,7 +25,7 @@ HIGHER_IS_BETTER = {
 def greater_is_better(metric: str, explicit: bool | None = None) -> bool:
     """Whether a larger value of `metric` is better: `explicit` if given, else known names.
 
-    Introduced in chapter 3. `loss`, `perplexity` (and any `*_loss`) are minimised; accuracy,
+    Used by `TrainConfig`. `loss`, `perplexity` (and any `*_loss`) are minimised; accuracy,
     F1, AUC, exact match, ROUGE, BLEU... are maximised; any other name must be told.
     """
     if explicit is not None:
@@ -45,7 +45,7 @@ def greater_is_better(metric: str, explicit: bool | None = None) -> bool:
 class TrainConfig:
     """All the settings of one training run (D2L names: `lr`, `num_epochs`, `batch_size`).
 
-    Introduced in chapter 3.
+    Introduced in chapter 2.
 
     - `batch_size` is the micro-batch of one forward pass on one process; one optimizer step sees
       `batch_size * grad_accum_steps * processes` examples (the *global* batch).
@@ -131,7 +131,7 @@ class TrainConfig:
 class History:
     """What happened during `train`: per-step loss and lr, per-evaluation metrics, timing.
 
-    Introduced in chapter 3. `steps` and `evals` are lists of dicts (one per logged optimizer
+    Introduced in chapter 5 (every chapter that trains gets one back from `train`). `steps` and `evals` are lists of dicts (one per logged optimizer
     step and per evaluation); `to_dataframe("train")` / `to_dataframe("eval")` turn them into
     pandas tables, and `course_utils.plots.plot_history` draws them.
     """
@@ -195,7 +195,7 @@ class History:
 class RunState:
     """Where a run is: everything besides weights, optimizer and RNG that a checkpoint must keep.
 
-    Introduced in chapter 3. `epoch` counts finished epochs, `epoch_step` the optimizer steps
+    Kept by `train`'s checkpoints. `epoch` counts finished epochs, `epoch_step` the optimizer steps
     done in the current one; `bad_evals` counts evaluations without improvement (early stopping).
     """
 

@@ -53,7 +53,7 @@ __all__ = ["make_accelerator", "predict", "seed_everything", "train", "train_ste
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) in one call (`accelerate.utils.set_seed`).
 
-    Introduced in chapter 2 (its tiny GPT starts from random weights).
+    Introduced in chapter 5.
     """
     set_seed(seed)
 
@@ -122,7 +122,7 @@ def train(
 ) -> History:
     """Fine-tune `model` in place with the course's loop; returns the `History`.
 
-    Introduced in chapter 3. Datasets may hold raw texts (`config.text_column`,
+    Introduced in chapter 2. Datasets may hold raw texts (`config.text_column`,
     `config.label_column`; tokenised here with `tokenizer`) or be tokenised already; columns
     `model.forward` does not take are ignored. `data_collator` pads a list of examples into a
     batch (default: the one the task needs, see `default_collator`). `compute_metrics` receives
@@ -449,7 +449,7 @@ def predict(
 ):
     """The model's outputs for every example of `dataset` (texts or tokenised), in order.
 
-    Introduced in chapter 3. Returns a NumPy array (e.g. the logits), or a tuple of arrays when
+    Introduced in chapter 2. Returns a NumPy array (e.g. the logits), or a tuple of arrays when
     the model returns several (QA: start and end logits); sequence outputs of different lengths
     are padded with -100, as `Trainer.predict` does. Batches are sorted by length for speed and
     put back in the dataset's order. The model moves to `device` (`"auto"`: CUDA, MPS, CPU).

@@ -87,11 +87,11 @@ _TASKS = (
 def task_type(model: nn.Module) -> str | None:
     """peft's name for the model's task (`"SEQ_CLS"`, `"CAUSAL_LM"`, ...), or `None`.
 
-    Introduced in chapter 3. Reads through peft and DDP wrappers (`.module`, `.base_model.model`)
+    Used by `train` and `apply_lora`. Reads through peft and DDP wrappers (`.module`, `.base_model.model`)
     so it gives the same answer before and after `accelerator.prepare`.
     """
     while True:
-        inner = getattr(model, "module", None)  # DistributedDataParallel, torch.compile
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)  # DDP, compile
         if inner is None and hasattr(model, "get_base_model"):
             inner = model.get_base_model()
         if inner is None or inner is model:
