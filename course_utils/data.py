@@ -566,7 +566,9 @@ def load_jsonl(path: str | Path, schema: dict[str, Field]) -> Dataset:
         rows.append(row)
     if not rows:
         raise DataFormatError(f"{path}: the file is empty; it needs one JSON object per line")
-    return Dataset.from_list(rows)
+    # Every schema field becomes a column (None where an optional field is absent):
+    # `Dataset.from_list` alone takes its columns from the first row and drops the rest.
+    return Dataset.from_dict({name: [row.get(name) for row in rows] for name in schema})
 
 
 GLOSSARY_SCHEMA = {

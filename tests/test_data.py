@@ -155,6 +155,9 @@ def test_jsonl_valid_file_loads(tmp_path):
     )
     ds = data.load_jsonl(path, SCHEMA)
     assert ds.num_rows == 2 and ds[0]["label"] == "positive"
+    # an optional field missing from the first row is still a column
+    assert ds.column_names == ["text", "label", "note"]
+    assert ds["note"][:] == [None, "short"]
 
 
 @pytest.mark.parametrize(
