@@ -154,12 +154,16 @@ def execute(
     parameters: dict | None = None,
     timeout: int = 1800,
     cwd: Path | None = None,
+    save_each_cell: bool = True,
 ):
     """Run ``notebook`` with papermill into ``output`` (never over the committed file).
 
     ``cwd`` is the kernel's working folder (default: the notebook's own folder, as in Jupyter).
-    Raises ``papermill.PapermillExecutionError`` (with the cell's traceback) when a cell raises;
-    the executed copy is written either way.
+    ``save_each_cell=False`` writes ``output`` only at the end (and every 30 s): it saves about a
+    second per SMOKE run of a notebook with large stored outputs; a long full run keeps saving
+    after each cell so that its progress can be watched. Raises
+    ``papermill.PapermillExecutionError`` (with the cell's traceback) when a cell raises; the
+    executed copy is written either way.
     """
     import papermill
 
@@ -171,6 +175,7 @@ def execute(
         cwd=str(cwd or Path(notebook).parent),
         execution_timeout=timeout,
         progress_bar=False,
+        request_save_on_cell_execute=save_each_cell,
     )
 
 

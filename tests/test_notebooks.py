@@ -313,8 +313,9 @@ def test_notebook_smoke_run_reproduces_checked_outputs(
     start_wall, start = time.time(), time.perf_counter()
     try:
         executed = chapter_tools.execute(
-            chapter.path, executed_path, {"SMOKE": True}, timeout=600, cwd=hermetic_kernel
-        )
+            chapter.path, executed_path, {"SMOKE": True}, timeout=600, cwd=hermetic_kernel,
+            save_each_cell=False,
+        )  # fmt: skip
         error = None
     except papermill.PapermillExecutionError as raised:
         error = raised
