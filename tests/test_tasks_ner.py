@@ -145,6 +145,9 @@ def test_entity_scores_hand_computed():
     assert s["accuracy"] == pytest.approx(5 / 6)
     assert s["f1_PER"] == 1.0 and s["f1_LOC"] == 0.0 and s["support_LOC"] == 1
     assert s["precision_ORG"] == pytest.approx(0.5) and s["recall_ORG"] == 1.0
+    assert ner.entity_scores([["O", "O"]], [["O", "O"]]) == {
+        "precision": 0.0, "recall": 0.0, "f1": 0.0, "accuracy": 1.0
+    }  # fmt: skip
     # a wrong boundary is a miss: half an entity earns nothing
     assert ner.entity_scores([["B-PER", "I-PER"]], [["B-PER", "O"]])["f1"] == 0.0
 

@@ -186,9 +186,12 @@ def entity_scores(
         raise ValueError("true_tags and pred_tags must have the same sentences and lengths")
     kwargs = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
     true_tags, pred_tags = [list(t) for t in true_tags], [list(p) for p in pred_tags]
-    report = classification_report(
-        true_tags, pred_tags, output_dict=True, zero_division=0, **kwargs
-    )
+    if all(tag == "O" for tags in true_tags + pred_tags for tag in tags):
+        report = {}  # no entity anywhere: seqeval would average over nothing
+    else:
+        report = classification_report(
+            true_tags, pred_tags, output_dict=True, zero_division=0, **kwargs
+        )
     micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0})
     scores = {
         "precision": float(micro["precision"]),

@@ -21,7 +21,9 @@
   The number of negatives is the micro-batch size minus one: gradient accumulation
   (`grad_accum_steps`) averages the losses of several micro-batches but does **not** enlarge the
   pool of in-batch negatives; only a larger `batch_size` does (sentence-transformers'
-  CachedMultipleNegativesRankingLoss gets large pools in small memory with GradCache). Two
+  CachedMultipleNegativesRankingLoss gets large pools in small memory with GradCache). For the
+  same reason the evaluation loss depends on `eval_batch_size` (the pool it ranks against):
+  compare runs with the same one, or better with `retrieval_metrics` over the whole corpus. Two
   anchors with the same positive in one batch make a false negative: deduplicate the pairs.
 """
 
