@@ -129,12 +129,6 @@ def test_collator_pads_labels_with_minus_100(wp_tokenizer):
 # ------------------------------------------------------------------ scores and baseline
 
 
-def test_to_iob2():
-    assert ner.to_iob2(["I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG"]) == [
-        "B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG"
-    ]  # fmt: skip
-
-
 def test_entity_scores_hand_computed():
     true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]

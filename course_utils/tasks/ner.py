@@ -17,8 +17,8 @@ Scores are entity-level (`entity_scores`, with `seqeval`): an entity counts as f
 type and both boundaries are right. ``mode="default"`` scores like the CoNLL shared task's
 ``conlleval`` script (an ``I-X`` after ``O`` or after another type starts an entity, so IOB1 and
 IOB2 files both work); ``mode="strict"`` follows the IOB2 scheme to the letter (an entity must
-open with ``B-X``; anything else is not an entity). CoNLL-2003 results are reported with
-``conlleval``, so the default is ``"default"``.
+open with ``B-X``; anything else is not an entity; `course_utils.data.to_iob2` converts IOB1).
+CoNLL-2003 results are reported with ``conlleval``, so the default is ``"default"``.
 
 `MostFrequentTag` is the classic baseline (each word's most frequent training tag) and
 `predict_entities` returns the entities of raw sentences with character spans into the text.
@@ -44,7 +44,6 @@ __all__ = [
     "ner_compute_metrics",
     "predict_entities",
     "tags_by_word",
-    "to_iob2",
     "tokenize_and_align",
 ]
 
@@ -147,20 +146,6 @@ def ner_collator(tokenizer):
     from transformers import DataCollatorForTokenClassification
 
     return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=-100)
-
-
-def to_iob2(tags: Sequence[str]) -> list[str]:
-    """IOB1 (``I-X`` may open an entity; ``B-X`` only between two adjacent X) -> IOB2.
-
-    Every entity then opens with ``B-X``, which ``mode="strict"`` requires.
-    """
-    out, previous = [], "O"
-    for tag in tags:
-        if tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:]):
-            tag = "B-" + tag[2:]
-        out.append(tag)
-        previous = tag
-    return out
 
 
 def entity_scores(
