@@ -212,13 +212,15 @@ def generate(
     prompts: Sequence[str],
     max_new_tokens: int = 16,
     batch_size: int = 16,
+    **generate_kwargs,
 ) -> tuple[list[str], float]:
     """Greedy answers to `prompts` (batched, left-padded) and the seconds it took.
 
     Introduced in chapter 6. Prompts are sorted by length so a batch pads little; the tokenizer
     pads on the left (`padding_side="left"`), so every prompt ends where generation starts.
     Generation stops at the tokenizer's end-of-sequence token (for a chat model, the end of
-    the turn) or after `max_new_tokens`.
+    the turn) or after `max_new_tokens`; `generate_kwargs` go to `model.generate` (e.g.
+    `eos_token_id=[...]` to stop at other tokens too).
     """
     device = next(model.parameters()).device
     order = np.argsort([len(ids) for ids in _encode(tokenizer, prompts)], kind="stable")
@@ -234,6 +236,7 @@ def generate(
             output = model.generate(
                 input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_id,
+                **generate_kwargs,
             )  # fmt: skip
 
             width = batch["input_ids"].shape[1]

@@ -30,7 +30,6 @@ end of the assistant's turn, and offline reference metrics (`rouge`, `bleu_chrf`
 
 from __future__ import annotations
 
-import contextlib
 import re
 import warnings
 from collections.abc import Sequence
@@ -213,18 +212,12 @@ def instruction_collator(tokenizer):
     return DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100, padding=True)
 
 
-@contextlib.contextmanager
-def _stopping_at(model, token_id: int):
-    """Temporarily add `token_id` to the model's end-of-sequence tokens for `generate`."""
+def _stop_ids(model, token_id: int) -> list[int]:
+    """The model's end-of-sequence tokens plus `token_id` (the end of the assistant's turn)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    config = base.generation_config
-    saved = config.eos_token_id
+    saved = base.generation_config.eos_token_id
     current = [] if saved is None else ([saved] if isinstance(saved, int) else list(saved))
-    config.eos_token_id = current + ([token_id] if token_id not in current else [])
-    try:
-        yield
-    finally:
-        config.eos_token_id = saved
+    return current + ([token_id] if token_id not in current else [])
 
 
 def generate_answers(
@@ -240,8 +233,10 @@ def generate_answers(
     from ..prompting import generate
 
     rendered = [render_prompt(tokenizer, p, system) for p in prompts]
-    with _stopping_at(model, end_of_turn_id(tokenizer)):
-        answers, seconds = generate(model, tokenizer, rendered, max_new_tokens, batch_size)
+    stop = _stop_ids(model, end_of_turn_id(tokenizer))
+    answers, seconds = generate(
+        model, tokenizer, rendered, max_new_tokens, batch_size, eos_token_id=stop
+    )
     return [a.strip() for a in answers], seconds
 
 
