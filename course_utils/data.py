@@ -586,3 +586,35 @@ AUTHORED_SCHEMAS = {"glossary.jsonl": GLOSSARY_SCHEMA}  # every file in data/ ha
 def load_glossary() -> Dataset:
     """The bilingual (EN / 中文) glossary of chapter 1, corrected against the source article."""
     return load_jsonl(DATA_DIR / "glossary.jsonl", GLOSSARY_SCHEMA)
+
+
+# --- Chapter 7's authored sets (their loaders are in course_utils.applications) ----------------
+
+QA_TYPES = ("who", "where", "when", "how many", "which organisation", "which", "what")
+QA_SCHEMA = {  # extractive QA over CoNLL-2003 paragraphs: questions and answers, no Reuters text
+    "id": Field(str),
+    "split": Field(str, choices=("train", "validation", "test")),
+    "document": Field(str),  # "<CoNLL split>-<document index>", e.g. "test-7"
+    "first_sentence": Field(int),  # the context: the document's sentences [first, end)
+    "end_sentence": Field(int),
+    "type": Field(str, choices=QA_TYPES),
+    "question": Field(str),
+    "answer": Field(str),
+    "answer_start": Field(int),  # character offset of the answer in the rebuilt context
+}
+CHAT_MEMORY_SCHEMA = {
+    "id": Field(str),
+    "kind": Field(str),  # what the fact is about: name, city, pet...
+    "fact": Field(str),  # the user's first message, which states the fact
+    "reply": Field(str),  # the assistant's first reply (authored; it does not repeat the fact)
+    "question": Field(str),  # the later question that needs the fact
+    "answers": Field(list),  # accepted answers: a reply is right if it contains one
+}
+CHAT_FILLER_SCHEMA = {"id": Field(str), "user": Field(str), "assistant": Field(str)}
+AUTHORED_SCHEMAS.update(
+    {
+        "conll_qa.jsonl": QA_SCHEMA,
+        "chat_memory.jsonl": CHAT_MEMORY_SCHEMA,
+        "chat_fillers.jsonl": CHAT_FILLER_SCHEMA,
+    }
+)
