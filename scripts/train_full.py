@@ -11,7 +11,8 @@ patience 2); the test split is read once, at the end (`--no-test` skips it while
 Validation accuracy by epoch in a first run: 0.859, 0.871, 0.868, 0.874.
 Reports test metrics, wall time and peak memory (ru_maxrss), checkpoints every 200 steps
 (kill it and run it again with the same settings: it resumes from the last checkpoint; a
-finished run is reloaded, not retrained; `--fresh` starts over), and writes
+finished run is reloaded, not retrained; `--fresh` starts over), runs unchanged under
+`torchrun --nproc_per_node N` (one process writes the results), and writes
 `runs/full/summary.json` (and the model to `runs/full/model` unless --no-save).
 """
 
@@ -139,7 +140,8 @@ def main(argv: list[str] | None = None) -> dict:
         test = classification_metrics(np.asarray(data["test"]["label"]), logits)
         summary["test"] = test
         print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
-    if not args.no_save:
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, one writer
+    if not args.no_save and main_process:
         model.save_pretrained(output_dir / "model")
         tokenizer.save_pretrained(output_dir / "model")
     summary["wall_time_s"] = time.perf_counter() - start
@@ -150,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "load_average_end": os.getloadavg(),
     }
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    if main_process:
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print(
         f"wall time {summary['wall_time_s']:.0f} s, peak RSS {summary['peak_rss_mb']:.0f} MiB; "
         f"wrote {output_dir / 'summary.json'}"
