@@ -150,9 +150,11 @@ def test_full_run_is_recorded(chapter):
 
 # -- executing the notebooks -----------------------------------------------------------------------
 # Runs in the kernel before the notebook's first cell (an IPython startup file of the temporary
-# profile). It wraps `course_utils.training.train` as soon as the package is imported: after a run
-# of two or more optimizer steps (with warm-up the first step may have a learning rate of 0) at
-# least one trainable parameter must differ from its value before training.
+# profile). It wraps `course_utils.training.train` as soon as the package is imported. During the
+# call, a global optimizer pre-step hook keeps the value each parameter had before the optimizer
+# first updated it (so adapters that `train` itself adds are covered too). After a call that took
+# two or more optimizer steps (with warm-up the first may have a learning rate of 0), the
+# optimizer must have stepped and at least one of its parameters must have changed.
 TRAIN_CHECK = """
 import importlib.abc as _abc
 
@@ -161,22 +163,39 @@ def _course_check_train(training):
     import functools
 
     import torch
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
 
     original = training.train
 
     @functools.wraps(original)
-    def train(model, *args, **kwargs):
-        before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-        history = original(model, *args, **kwargs)
-        steps = getattr(history, "total_steps", None) or 0
-        after = dict(model.named_parameters())
-        changed = any(not torch.equal(v, after[n].detach().to(v.device)) for n, v in before.items()
-                      if n in after)  # fmt: skip
-        if before and steps >= 2 and not changed:
-            raise AssertionError(
-                f"course test check: train() took {steps} optimizer steps but changed none of "
-                f"the {len(before)} trainable parameter tensors: the update step is broken"
-            )
+    def train(*args, **kwargs):
+        first = {}  # id(parameter) -> (parameter, its value before its first update)
+
+        def remember(optimizer, hook_args, hook_kwargs):
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if id(p) not in first:
+                        first[id(p)] = (p, p.detach().clone())
+
+        handle = register_optimizer_step_pre_hook(remember)
+        try:
+            history = original(*args, **kwargs)
+        finally:
+            handle.remove()
+        steps = (getattr(history, "total_steps", 0) or 0) - (
+            getattr(history, "resumed_from_step", 0) or 0
+        )
+        if steps >= 2:
+            if not first:
+                raise AssertionError(
+                    f"course test check: train() took {steps} steps but the optimizer never "
+                    "stepped: the update step is broken"
+                )
+            if all(torch.equal(value, p.detach()) for p, value in first.values()):
+                raise AssertionError(
+                    f"course test check: train() took {steps} optimizer steps but changed none "
+                    f"of the {len(first)} parameter tensors it optimizes: the update is broken"
+                )
         return history
 
     training.train = train
