@@ -443,11 +443,15 @@ best = table["test accuracy"].idxmax()
 head, full = table.loc["head only"], table.loc["full"]
 lora_best = table.filter(like="LoRA", axis=0)["test accuracy"].idxmax()
 lora = table.loc[lora_best]
-print(f"Best: {best} ({table.loc[best, 'test accuracy']:.1%}). Full fine-tuning: "
-      f"{full['test accuracy']:.1%} training {int(full['trainable params']):,} parameters, "
-      f"{full['s / epoch']:.0f} s/epoch, {full['memory MB']:.0f} MB.")
-print(f"Head only: {head['test accuracy']:.1%} with {int(head['trainable params']):,} parameters "
-      f"({head['trainable %']:.2f}%), {head['s / epoch']:.0f} s/epoch, {head['memory MB']:.0f} MB.")
+print(
+    f"Best: {best} ({table.loc[best, 'test accuracy']:.1%}). Full fine-tuning: "
+    f"{full['test accuracy']:.1%} training {int(full['trainable params']):,} parameters, "
+    f"{full['s / epoch']:.0f} s/epoch, {full['memory MB']:.0f} MB."
+)
+print(
+    f"Head only: {head['test accuracy']:.1%} with {int(head['trainable params']):,} parameters "
+    f"({head['trainable %']:.2f}%), {head['s / epoch']:.0f} s/epoch, {head['memory MB']:.0f} MB."
+)
 print(f"Best LoRA ({lora_best}): {lora['test accuracy']:.1%} with "
       f"{int(lora['trainable params']):,} parameters ({lora['trainable %']:.2f}%), "
       f"{lora['s / epoch']:.0f} s/epoch, {lora['memory MB']:.0f} MB.")  # fmt: skip
@@ -514,9 +518,11 @@ plt.show()
 # %%
 acc = data_table.set_index(["reviews", "init"])["test accuracy"]
 n_small, n_big = DATA_SIZES[0], DATA_SIZES[-1]
-print(f"With {n_small} reviews the pretrained model reaches {acc[n_small, 'pretrained']:.1%}; "
-      f"the random one, even with {n_big}, {acc[n_big, 'random']:.1%} "
-      f"(majority label: {majority:.1%}).")
+print(
+    f"With {n_small} reviews the pretrained model reaches {acc[n_small, 'pretrained']:.1%}; "
+    f"the random one, even with {n_big}, {acc[n_big, 'random']:.1%} "
+    f"(majority label: {majority:.1%})."
+)
 print(f"Same training time per example: the gain is in what each step achieves, not speed: "
       f"{n_big} reviews took {data_table.iloc[-2]['train s']:.0f} s (pretrained) and "
       f"{data_table.iloc[-1]['train s']:.0f} s (random).")  # fmt: skip
@@ -556,8 +562,10 @@ ood_table.round(3)
 
 # %%
 drop = ood_table["accuracy"].iloc[0] - ood_table["accuracy"].iloc[1:]
-print(f"Out of domain the accuracy falls by {drop.min():.1%} to {drop.max():.1%} "
-      f"(worst: {drop.idxmax()}).")
+print(
+    f"Out of domain the accuracy falls by {drop.min():.1%} to {drop.max():.1%} "
+    f"(worst: {drop.idxmax()})."
+)
 
 # %% [markdown]
 # ### The learning rate (item 4)
@@ -746,16 +754,24 @@ ex["training_state_bytes"].check(training_state_bytes)
 # %%
 minutes = (time.perf_counter() - notebook_start) / 60
 cached = sum(r["cached"] for r in results.values())
-print(f"• Strategies ({len(train_data)} reviews, {NUM_EPOCHS} epoch): full {full['test accuracy']:.1%}, "
-      f"best LoRA ({lora_best}) {lora['test accuracy']:.1%}, head only {head['test accuracy']:.1%}.")
-print(f"• Trainable parameters: full {int(full['trainable params']):,}, {lora_best} "
-      f"{int(lora['trainable params']):,}, head {int(head['trainable params']):,}; training memory "
-      f"{full['memory MB']:.0f} / {lora['memory MB']:.0f} / {head['memory MB']:.0f} MB.")
-print(f"• Pretrained vs random initialisation: {acc[n_small, 'pretrained']:.1%} vs "
-      f"{acc[n_small, 'random']:.1%} with {n_small} reviews; {acc[n_big, 'pretrained']:.1%} vs "
-      f"{acc[n_big, 'random']:.1%} with {n_big}.")
-print(f"• Out of domain: accuracy falls by up to {drop.max():.1%}; learning rate: "
-      f"{lr_table['validation accuracy'].min():.1%} to {lr_table['validation accuracy'].max():.1%}.")
+print(
+    f"• Strategies ({len(train_data)} reviews, {NUM_EPOCHS} epoch): full {full['test accuracy']:.1%}, "
+    f"best LoRA ({lora_best}) {lora['test accuracy']:.1%}, head only {head['test accuracy']:.1%}."
+)
+print(
+    f"• Trainable parameters: full {int(full['trainable params']):,}, {lora_best} "
+    f"{int(lora['trainable params']):,}, head {int(head['trainable params']):,}; training memory "
+    f"{full['memory MB']:.0f} / {lora['memory MB']:.0f} / {head['memory MB']:.0f} MB."
+)
+print(
+    f"• Pretrained vs random initialisation: {acc[n_small, 'pretrained']:.1%} vs "
+    f"{acc[n_small, 'random']:.1%} with {n_small} reviews; {acc[n_big, 'pretrained']:.1%} vs "
+    f"{acc[n_big, 'random']:.1%} with {n_big}."
+)
+print(
+    f"• Out of domain: accuracy falls by up to {drop.max():.1%}; learning rate: "
+    f"{lr_table['validation accuracy'].min():.1%} to {lr_table['validation accuracy'].max():.1%}."
+)
 print(f"• This run: {minutes:.1f} min ({cached} of {len(results)} strategy runs from the cache).")  # fmt: skip
 
 # %% [markdown]

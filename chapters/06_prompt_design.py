@@ -496,8 +496,9 @@ for ax, calibrated in zip(axes, (False, True), strict=True):
     ax.set_title("calibrated" if calibrated else "raw")
 axes[0].set_ylabel("instruction wording")
 fig.colorbar(im, ax=axes, label=f"accuracy on {len(val_set)} validation reviews")
-fig.suptitle(f"Zero-shot accuracy of {len(raw_acc)} prompts, with and without contextual "
-             "calibration")
+fig.suptitle(
+    f"Zero-shot accuracy of {len(raw_acc)} prompts, with and without contextual calibration"
+)
 plt.show()
 print(f"{len(raw_acc)} raw prompts: from {raw_acc.min():.1%} to {raw_acc.max():.1%} on validation "
       f"(spread {raw_acc.max() - raw_acc.min():.1%}, standard deviation {raw_acc.std():.1%})")  # fmt: skip
@@ -661,7 +662,9 @@ def lora_run():
     n_trainable = count_parameters(tuned, trainable_only=True)
     t0 = time.perf_counter()
     prompts = [render_prompt(tokenizer, DEFAULT, t) for t in full_set["text"]]
-    logp = label_logprobs(tuned, tokenizer, prompts, label_token_ids(tokenizer, DEFAULT.label_words))
+    logp = label_logprobs(
+        tuned, tokenizer, prompts, label_token_ids(tokenizer, DEFAULT.label_words)
+    )
     return {"history": history, "logp": logp.tolist(), "trainable": n_trainable,
             "seconds": time.perf_counter() - t0}  # fmt: skip
 
@@ -700,8 +703,9 @@ ref_seconds_setup = time.perf_counter() - t0
 ref_model, ref_tokenizer = load_classifier(str(ref_dir), device=DEVICE)
 ref_model.eval()
 t0 = time.perf_counter()
-ref_logits = predict(ref_model, full_set, ref_tokenizer, batch_size=64,
-                     max_length=ref_info["config"]["max_length"])  # truncate as chapter 5 did
+ref_logits = predict(
+    ref_model, full_set, ref_tokenizer, batch_size=64, max_length=ref_info["config"]["max_length"]
+)  # truncate as chapter 5 did
 secs_ref = time.perf_counter() - t0
 acc_ref = accuracy(ref_logits, y_full)
 ref_train_n = ref_info["config"].get("train_size", len(train_split))
@@ -834,7 +838,9 @@ def try_prompt(review: str, question: str = WORDINGS["question"][1].split("\n")[
         calibrated: bool = False) -> None:  # fmt: skip
     template = PromptTemplate(system, ("negative", "positive"), question + "\nReview: {text}")
     prompts = [render_prompt(tokenizer, template, t) for t in [review, *CONTENT_FREE]]
-    logp = label_logprobs(model, tokenizer, prompts, label_token_ids(tokenizer, template.label_words))
+    logp = label_logprobs(
+        model, tokenizer, prompts, label_token_ids(tokenizer, template.label_words)
+    )
     scores = calibrate(logp[:1], logp[1:]) if calibrated else normalize_labels(logp[:1])
     answer, _ = generate(model, tokenizer, prompts[:1], max_new_tokens=4 if SMOKE else 12)
     print(prompts[0])
