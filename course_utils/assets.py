@@ -320,7 +320,7 @@ def _lock(asset: Asset) -> FileLock:
 
 
 def fetch(name: str, force: bool = False) -> Path:
-    """Download, verify and unpack one asset into the cache, atomically (chapter 1).
+    """Download, verify and unpack one asset into the cache, atomically; every loader calls it.
 
     Safe to call from several processes at once: the first fetches, the others wait for its lock
     and then find the asset cached.

@@ -509,7 +509,7 @@ class Field:
 
 
 def load_jsonl(path: str | Path, schema: dict[str, Field]) -> Dataset:
-    """Load an authored JSONL file, checking every line against ``schema`` (chapter 7 on).
+    """Load an authored JSONL file, checking every line against ``schema`` (chapter 1: the glossary).
 
     Raises ``DataFormatError`` naming the file, the line and how to fix it for: an empty file,
     invalid JSON, a missing or unknown field, a wrong type, or a value outside ``choices``.

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as skm
 
+from .mathutils import softmax
+
 __all__ = [
     "classification_metrics",
     "compute_metrics",
@@ -19,17 +21,6 @@ __all__ = [
     "softmax",
     "to_probabilities",
 ]
-
-
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax: subtract the row maximum before exponentiating.
-
-    Introduced in chapter 4.
-    """
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
 
 
 def to_probabilities(logits_or_probs: np.ndarray, kind: str = "auto") -> np.ndarray:
