@@ -106,6 +106,12 @@ def colab_url(notebook: Path) -> str:
     return f"https://colab.research.google.com/github/{org_repo}/blob/{BRANCH}/{relative}"
 
 
+def peak_memory(run: dict) -> str:
+    """The recorded peak memory of a full run, e.g. '2.1 GB', or '' when it was not recorded."""
+    mb = run.get("peak_memory_mb")
+    return f"{mb / 1024:.1f} GB" if mb else ""
+
+
 def minutes(seconds: float) -> str:
     """A duration as the course map and the parameters cells show it: '48 s' or '14.4 min'."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
@@ -219,10 +225,12 @@ def machine_description() -> str:
     return f"{cores} CPU cores, no GPU"
 
 
-def record_full_run(nb, seconds: float) -> None:
-    """Store the wall time of a full run in the notebook's metadata (the course map shows it) and
-    say it in the parameters cell's ``SMOKE`` line."""
+def record_full_run(nb, seconds: float, peak_mb: float | None = None) -> None:
+    """Store the wall time (and the kernel's peak memory) of a full run in the notebook's metadata
+    (the course map shows them) and say the time in the parameters cell's ``SMOKE`` line."""
     nb.metadata[RUN_KEY] = {"seconds": round(seconds), "machine": machine_description()}
+    if peak_mb is not None:
+        nb.metadata[RUN_KEY]["peak_memory_mb"] = round(peak_mb)
     set_smoke_line(nb)
 
 

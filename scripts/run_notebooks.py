@@ -12,15 +12,18 @@ For each chapter, a full run:
    edited last wins — this trusts file times, so it is for your working copy, never for CI);
 2. executes the notebook with papermill (``SMOKE = False``) into a temporary folder;
 3. copies the outputs back into the committed ``.ipynb`` (its own parameters cell stays as it is,
-   papermill's injected cell and timings are dropped), records the run's wall time and machine in
-   its metadata (the site's course map shows them) and in the parameters cell's ``SMOKE = False``
-   line, and rewrites the ``.py`` pair from it;
+   papermill's injected cell and timings are dropped), records the run's wall time, the peak
+   memory (resident set) of its kernel and the machine in its metadata (the site's course map
+   shows them) and in the parameters cell's ``SMOKE = False`` line, and rewrites the ``.py`` pair
+   from it;
 4. refuses to write anything if a cell raised.
 
 ``--smoke`` runs with ``SMOKE = True`` in a temporary folder with a fresh run cache
 (``COURSE_RUNS``), as the tests do, and writes nothing into the repository.
 
-Notebooks run one at a time: on a small CPU a second busy process slows both by ~3x.
+Notebooks run one at a time: on a small CPU a second busy process slows both by ~3x. Several
+full runs are executed one per process of this script, so that each kernel's peak memory
+(``getrusage(RUSAGE_CHILDREN)``, the largest child waited for) is its own.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -71,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     parameters = {"SMOKE": args.smoke} | {
         name: parse_value(value) for name, value in args.parameter
     }
+    if len(selected) > 1 and not args.smoke:  # one process per full run: its own peak memory
+        rest = sum((["-p", n, v] for n, v in args.parameter), [])
+        if args.output_dir:
+            rest += ["--output-dir", str(args.output_dir)]
+        codes = [subprocess.call([sys.executable, __file__, str(c.path), *rest]) for c in selected]
+        return max(codes)
     out_dir = args.output_dir or Path(tempfile.mkdtemp(prefix="course-notebooks-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     cwd = None  # a full run works in chapters/ and keeps runs/ (its cache) as Jupyter would
@@ -94,11 +105,14 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(chapter.slug)
             continue
         seconds = time.perf_counter() - start
-        print(f"    ran in {seconds:.0f} s", flush=True)
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+        print(f"    ran in {seconds:.0f} s, kernel peak memory {peak_mb:.0f} MB", flush=True)
         if args.smoke:
             continue
         merged = chapter_tools.merge_outputs(nbformat.read(chapter.path, as_version=4), executed)
-        chapter_tools.record_full_run(merged, seconds)  # the course map and the SMOKE line show it
+        chapter_tools.record_full_run(
+            merged, seconds, peak_mb
+        )  # the course map and the SMOKE line show it
         problems = chapter_tools.stored_output_problems(merged)
         if problems:
             print(f"FAILED {chapter.slug}: " + "; ".join(problems), file=sys.stderr)

@@ -80,6 +80,19 @@ def test_home_page_course_map_lists_the_chapters_that_exist():
     )  # header, rule, one row per chapter
 
 
+def test_course_map_shows_the_recorded_time_and_peak_memory(tmp_path):
+    """A full run records its wall time and its kernel's peak memory; the map shows both."""
+    import nbformat
+
+    source = next(iter(chapter_tools.chapters())).path
+    nb = nbformat.read(source, as_version=4)
+    chapter_tools.record_full_run(nb, seconds=754.4, peak_mb=2150.0)
+    nbformat.write(nb, tmp_path / source.name)
+    row = course_map.course_map_markdown(tmp_path).splitlines()[2]
+    assert "12.6 min, peak memory 2.1 GB" in row, row
+    assert nb.metadata[chapter_tools.RUN_KEY]["peak_memory_mb"] == 2150
+
+
 @pytest.fixture(scope="session")
 def built_site() -> Path:
     """The site of today's inputs: reused when its stamp is current, else built from scratch

@@ -50,7 +50,7 @@ PLAN: dict[int, tuple[str, str]] = {
 
 def course_map_markdown(folder: Path = chapter_tools.CHAPTERS_DIR, link_prefix: str = "/") -> str:
     """A Markdown table of the chapters that exist: title (linked), source sections, contents and
-    the recorded time of the stored full run."""
+    the recorded time (and peak memory, where recorded) of the stored full run."""
     rows = [
         "| # | Chapter | Source | What you do | Full run |",
         "| --- | --- | --- | --- | --- |",
@@ -59,8 +59,13 @@ def course_map_markdown(folder: Path = chapter_tools.CHAPTERS_DIR, link_prefix: 
         source, summary = PLAN.get(chapter.number, ("", ""))
         link = f"{{doc}}`{chapter.title} <{link_prefix}{chapter.docname}>`"
         run = chapter.full_run
+        memory = chapter_tools.peak_memory(run) if run else ""
         timing = (
-            f"{chapter_tools.minutes(run['seconds'])} ({run['machine']})" if run else "not recorded"
+            f"{chapter_tools.minutes(run['seconds'])}"
+            + (f", peak memory {memory}" if memory else "")
+            + f" ({run['machine']})"
+            if run
+            else "not recorded"
         )
         rows.append(f"| {chapter.number} | {link} | {source} | {summary} | {timing} |")
     return "\n".join(rows)
