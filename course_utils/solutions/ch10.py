@@ -117,7 +117,9 @@ def exercises(
             hints=[
                 "Start from p = correct / n. The interval's centre is not p but "
                 "(p + z²/2n) / (1 + z²/n).",
-                "Its half-width is z · sqrt(p(1 − p)/n + z²/4n²) / (1 + z²/n).",
+                "Its half-width is z times a square root, divided by the same (1 + z²/n); under "
+                "the root, the binomial variance p(1 − p)/n gets a small correction term that "
+                "depends only on z and n (look up the Wilson score interval).",
                 "Unlike p ± z·sqrt(p(1 − p)/n), it stays inside [0, 1] and is not empty at p = 0 "
                 "or p = 1: check your result on (0, 10).",
             ],
@@ -141,7 +143,8 @@ def exercises(
             hints=[
                 "Look at the learning-curve table of 10.1 (or the table of 10.2) at the smallest "
                 "size of FT_SIZES.",
-                "Compare the mean test accuracy of the probe and of full fine-tuning at that size.",
+                "Compare the mean test accuracy of the probe and of full fine-tuning at that size; "
+                "then read 10.2's printed noise before you call either a winner.",
             ],
         ),
     }
