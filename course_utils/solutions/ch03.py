@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import numpy as np
 from torch import nn
 
-from ..exercises import Case, Exercise
+from ..exercises import Case, Exercise, equal
+from ..strategies import fit_probe
 from ..training import apply_lora, count_parameters, freeze_layers
 
 
@@ -51,6 +54,40 @@ def training_state_bytes(n_total: int, n_trainable: int, bytes_per_value: int = 
     return bytes_per_value * (n_total + 3 * n_trainable)
 
 
+# -- Exercise 5 (an experiment): which layer should a frozen probe read? -------------------------
+def probe_accuracy_by_layer(train_layers, y_train, val_layers, y_val) -> list[float]:
+    """Validation accuracy of a converged probe (``fit_probe``) on each layer's features.
+
+    ``train_layers`` and ``val_layers`` have the shape (reviews, layers + 1, hidden).
+    """
+    accuracies = []
+    for layer in range(train_layers.shape[1]):
+        probe = fit_probe(train_layers[:, layer], y_train)
+        accuracies.append(float(probe.score(val_layers[:, layer], y_val)))
+    return accuracies
+
+
+# -- Exercise 6: interpret it ------------------------------------------------------------------
+def last_layer_verdict(accuracies: list[float], n_val: int) -> str:
+    """The verdict on the last layer: "best", "within noise" (another layer is higher by at most
+    two binomial standard errors of the best accuracy) or "worse"."""
+    best = max(range(len(accuracies)), key=lambda i: accuracies[i])
+    if accuracies[-1] >= accuracies[best]:
+        return "best"
+    p = accuracies[best]
+    noise = 2 * math.sqrt(p * (1 - p) / n_val)
+    return "within noise" if accuracies[best] - accuracies[-1] <= noise else "worse"
+
+
+def synthetic_layers(n: int, layers: int, informative: int, seed: int = 0):
+    """Features where only layer ``informative`` separates the two labels (a hidden case)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    X = rng.normal(size=(n, layers, 8))
+    X[:, informative, 0] += 3.0 * (2 * y - 1)
+    return X, y
+
+
 def tiny_bert(hidden_size: int = 32, num_layers: int = 3, seed: int = 0) -> nn.Module:
     """A small randomly initialised BERT classifier (fast to build; for the hidden cases)."""
     import torch
@@ -76,8 +113,39 @@ def peft_lora_count(hidden_size: int, num_layers: int, r: int, n_targets: int = 
     return sum(p.numel() for name, p in model.named_parameters() if "lora_" in name)
 
 
-def exercises(load_model: Callable[[], nn.Module]) -> dict[str, Exercise]:
-    """Chapter 3's exercises; ``load_model()`` returns a fresh pretrained classifier (MiniLM)."""
+def _close_list(got, expected) -> bool:
+    try:
+        return equal([float(v) for v in got], expected, rel_tol=1e-6, abs_tol=1e-6)
+    except (TypeError, ValueError):
+        return False
+
+
+def exercises(
+    load_model: Callable[[], nn.Module], layer_features: tuple[dict, dict], probe_n: int
+) -> dict[str, Exercise]:
+    """Chapter 3's exercises.
+
+    ``load_model()`` returns a fresh pretrained classifier (MiniLM); ``layer_features`` is the
+    notebook's ``(features, labels)`` of section 3.3 (``frozen_features`` of the train, val and
+    test reviews, and their labels); the experiment uses the first ``probe_n`` training reviews.
+    """
+    features, labels = layer_features
+    real_case = (
+        features["train"]["layers"][:probe_n], labels["train"][:probe_n],
+        features["val"]["layers"], labels["val"],
+    )  # fmt: skip
+    synthetic = [synthetic_layers(60, 4, 2, seed=1), synthetic_layers(40, 3, 0, seed=2)]
+    layer_cases = [Case((Xa, ya, Xb, yb), label=f"(synthetic: {Xa.shape[1]} layers, "
+                        f"{len(ya)} train / {len(yb)} val reviews)")
+                   for (Xa, ya), (Xb, yb) in [(synthetic[0], synthetic_layers(30, 4, 2, seed=3)),
+                                              (synthetic[1], synthetic_layers(20, 3, 0, seed=4))]]  # fmt: skip
+    layer_cases.append(Case(real_case, label=f"(the encoder's features: {probe_n} training "
+                            f"reviews, {len(labels['val'])} validation reviews)"))  # fmt: skip
+
+    def verdict_on_the_data() -> str:
+        """The reference answer: the verdict of the measurement on the notebook's features."""
+        return last_layer_verdict(probe_accuracy_by_layer(*real_case), len(labels["val"]))
+
     real = load_model()
     frozen_head = load_model()
     freeze_layers(frozen_head, "head")
@@ -139,6 +207,31 @@ def exercises(load_model: Callable[[], nn.Module]) -> dict[str, Exercise]:
             "Finish with `freeze_layers(model, 'none')` so the model is fully trainable again.",
         ],
     )
+    experiment = {
+        "probe_accuracy_by_layer": Exercise(
+            "probe_accuracy_by_layer",
+            cases=layer_cases,
+            solution=probe_accuracy_by_layer,
+            compare=_close_list,
+            hints=[
+                "`train_layers[:, layer]` is the (reviews, hidden) matrix of one layer's features.",
+                "For each layer: fit a probe on the training features of that layer and score it "
+                "on the validation features of the same layer.",
+                "Return one float per layer, in layer order (0 = the embeddings).",
+            ],
+        ),
+        "last_layer_verdict": Exercise(
+            "last_layer_verdict",
+            solution=verdict_on_the_data,
+            kind="value",
+            hints=[
+                "Run your exercise-5 function on the notebook's features and find the layer with "
+                "the highest validation accuracy.",
+                "Compare it with the last entry of the list; how large is two binomial standard "
+                "errors for a validation set of this size at that accuracy?",
+            ],
+        ),
+    }
     return {
         "count_trainable": Exercise(
             "count_trainable",
@@ -171,11 +264,28 @@ def exercises(load_model: Callable[[], nn.Module]) -> dict[str, Exercise]:
                 "Multiply the number of values by bytes_per_value (4 for float32).",
             ],
         ),
+        **experiment,
     }
 
 
 def test_context() -> dict:
-    """What ``exercises()`` needs, built the way the notebook builds it (for the tests)."""
-    from ..models import load_classifier
+    """What ``exercises()`` needs, built the way the notebook builds it, on fewer reviews."""
+    from ..data import load_movie_reviews
+    from ..models import load_classifier, load_encoder
+    from ..strategies import frozen_features
 
-    return {"load_model": lambda: load_classifier("minilm", device="cpu")[0]}
+    encoder, tokenizer = load_encoder("minilm", device="cpu")
+    reviews = load_movie_reviews()
+    splits = {
+        "train": reviews["train"].select(range(160)),
+        "val": reviews["validation"].select(range(80)),
+    }
+    features = {
+        k: frozen_features(encoder, tokenizer, list(v["text"]), 64) for k, v in splits.items()
+    }
+    labels = {k: np.array(list(v["label"])) for k, v in splits.items()}
+    return {
+        "load_model": lambda: load_classifier("minilm", device="cpu")[0],
+        "layer_features": (features, labels),
+        "probe_n": 160,
+    }
