@@ -40,7 +40,7 @@ def tokenize_dataset(
 ):
     """Tokenise a `datasets.Dataset` of texts and rename its label column to `labels`.
 
-    Introduced in chapter 5. A dataset that already has `input_ids` is only renamed.
+    Introduced in chapter 3. A dataset that already has `input_ids` is only renamed.
     `padding=False` leaves padding to the collator (dynamic padding); `padding="max_length"`
     pads every example to `max_length`. The text columns stay; `keep_model_columns` drops what
     the model does not take.

@@ -53,7 +53,7 @@ __all__ = ["make_accelerator", "predict", "seed_everything", "train", "train_ste
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) in one call (`accelerate.utils.set_seed`).
 
-    Introduced in chapter 5.
+    Introduced in chapter 3.
     """
     set_seed(seed)
 
