@@ -29,7 +29,8 @@
 # - get one real prediction from each of the course's two pretrained models, an **encoder**
 #   (MiniLM, BERT family) and a **decoder** (SmolLM2-135M-Instruct, GPT family), on a laptop CPU;
 # - learn how to swap in a bigger model from the Hugging Face Hub on Colab or a GPU;
-# - solve three auto-checked exercises.
+# - solve four auto-checked exercises, the last one a small experiment on what Chinese text costs
+#   a byte-level tokenizer.
 
 # %% [markdown]
 # ## Set-up
@@ -62,7 +63,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # Hub model* below); `DEVICE = "auto"` picks a CUDA GPU, then Apple's MPS, then the CPU.
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 40 s on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 22 s on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
@@ -122,8 +123,10 @@ print(f"mode: {mode}; device: {models.get_device(DEVICE)}")
 # - **Engineers** who will use language models for data analysis or products and need a reliable
 #   workflow: clean splits, honest evaluation, reproducible runs, error analysis.
 #
-# You need Python 3.10+, about 2 GB of disk for the models and data, and patience for a few
-# minutes of CPU training in the later chapters. No GPU, no accounts, no API keys.
+# You need Python 3.10+, under 1 GB of disk for the models and data (the `doctor` in 1.5 prints
+# each asset's size), about 2 GB for the Python packages (PyTorch's CPU build, transformers,
+# Jupyter), and patience for a few minutes of CPU training in the later chapters. No GPU, no
+# accounts, no API keys.
 
 # %% [markdown]
 # ## 1.3 The course map
@@ -238,6 +241,7 @@ print(enc_tokenizer(sentence)["input_ids"])
 # (102) around the text. Now the sentence embedding: the mean of the last layer's token vectors,
 # scaled to length 1, so that a dot product is the cosine similarity.
 
+
 # %%
 def embed(texts: list[str]) -> torch.Tensor:
     """Unit-length sentence embeddings: mean of the last layer over real tokens."""
@@ -316,8 +320,9 @@ for text, label, pred in examples:
 # **SmolLM2-135M-Instruct** is a small GPT-style (Llama architecture) model: it reads the tokens so
 # far and predicts the next one. It was pretrained on about two trillion tokens and then
 # instruction-tuned to follow a chat format. Its tokenizer is *byte-level BPE*: it never meets an
-# unknown character, but a Chinese character costs it several tokens, whereas MiniLM's English
-# vocabulary turns most Chinese characters into `[UNK]` (unknown).
+# unknown character (each Chinese character is three UTF-8 bytes, merged into fewer tokens where
+# its training text was frequent), whereas MiniLM's English vocabulary turns most Chinese
+# characters into `[UNK]` (unknown). The cell counts both on one English and one Chinese review.
 
 # %%
 t0 = time.perf_counter()
@@ -332,6 +337,12 @@ for name, tok in [("MiniLM", enc_tokenizer), ("SmolLM2", dec_tokenizer)]:
     for text in [sentence, review_zh]:
         pieces = tok.tokenize(text)
         print(f"{name:<8} {len(pieces):>2} tokens: {pieces}")
+zh_chars = sum("\u4e00" <= ch <= "\u9fff" for ch in review_zh)
+zh_tokens = len(dec_tokenizer.tokenize(review_zh))
+unk = enc_tokenizer.tokenize(review_zh).count(enc_tokenizer.unk_token)
+print(f"the Chinese review: {zh_chars} Chinese characters -> {zh_tokens} SmolLM2 tokens "
+      f"({zh_tokens / zh_chars:.2f} per character, punctuation included); "
+      f"MiniLM: {unk} of {len(enc_tokenizer.tokenize(review_zh))} tokens are [UNK]")  # fmt: skip
 
 # %% [markdown]
 # A language model's basic prediction is a probability for every possible next token. Here are the
@@ -433,6 +444,7 @@ ex
 # **without** special tokens such as `[CLS]` and `[SEP]`. It is checked with both course
 # tokenizers on English, Chinese and empty text.
 
+
 # %%
 def count_tokens(text: str, tokenizer) -> int:
     raise NotImplementedError  # your code here
@@ -459,6 +471,7 @@ ex["count_tokens"].check(count_tokens)
 #
 # Write `most_similar(query, candidates, embed)` returning the **index** of the candidate sentence
 # closest in meaning to `query`, using the `embed` function above (it returns unit-length rows).
+
 
 # %%
 def most_similar(query: str, candidates: list[str], embed) -> int:
@@ -490,6 +503,7 @@ ex["most_similar"].check(most_similar)
 # Chinese name or abbreviation is `term`, ignoring case and surrounding spaces, or `None` if there
 # is none. For example `find_term("微调", glossary)["en"]` is `"Fine-tuning"`.
 
+
 # %%
 def find_term(term: str, glossary: list[dict]) -> dict | None:
     raise NotImplementedError  # your code here
@@ -517,6 +531,41 @@ ex["find_term"].check(find_term)
 #         if key in names:
 #             return entry
 #     return None
+# ```
+#
+# </details>
+
+# %% [markdown]
+# ### Exercise 4 — an experiment: what does Chinese cost SmolLM2?
+#
+# Measure it on the glossary: take the entries whose Chinese name (`entry["zh"]`) is made of
+# Chinese characters only, count SmolLM2's tokens for those names (`dec_tokenizer`, without
+# special tokens) and divide by their number of characters. Then choose the explanation:
+#
+# - `"a"`: every Chinese character is one token of SmolLM2's vocabulary;
+# - `"b"`: byte-level BPE starts from each character's 3 UTF-8 bytes and merges only combinations
+#   frequent in its mostly English training text, so most characters take more than one token;
+# - `"c"`: SmolLM2 maps Chinese characters to an unknown token, as MiniLM does.
+#
+# Set `CHINESE_COST = (your tokens per character, rounded to 2 decimals, "a" | "b" | "c")`.
+
+# %%
+CHINESE_COST = ...  # (a float you measured, a letter)
+
+# %% tags=["nbval-check-output"]
+# ex["chinese_cost"].hint()  # uncomment for a hint
+ex["chinese_cost"].check(CHINESE_COST)
+
+# %% [markdown]
+# <details>
+# <summary>Solution to exercise 4 (<code>course_utils/solutions/ch01.py</code>)</summary>
+#
+# ```python
+# def chinese_cost(tokenizer, glossary: Sequence[Mapping]) -> tuple[float, str]:
+#     """SmolLM2 tokens per Chinese character over the glossary's all-Chinese names, and why."""
+#     names = chinese_names(glossary)
+#     tokens = sum(len(tokenizer(name, add_special_tokens=False)["input_ids"]) for name in names)
+#     return tokens / sum(len(name) for name in names), "b"
 # ```
 #
 # </details>

@@ -118,6 +118,8 @@ class Exercise:
         hints: revealed one at a time by ``hint()``.
         compare: ``compare(got, expected) -> bool``; default ``equal`` (floats within 1e-6).
         kind: ``"function"`` or ``"value"``.
+        solution_args: for a value exercise whose solution is computed from the notebook's objects
+            (an experiment), the arguments its solution is called with.
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class Exercise:
         hints: Sequence[str] = (),
         compare: Callable[[Any, Any], bool] = equal,
         kind: str = "function",
+        solution_args: tuple = (),
     ) -> None:
         if kind not in ("function", "value"):
             raise ValueError(f"kind must be 'function' or 'value', not {kind!r}")
@@ -140,6 +143,7 @@ class Exercise:
         self.hints = list(hints)
         self.compare = compare
         self._solution = solution
+        self._solution_args = tuple(solution_args)
         self._hints_shown = 0
 
     def __repr__(self) -> str:
@@ -150,7 +154,7 @@ class Exercise:
         if case.expected is not _FROM_SOLUTION:
             return case.expected
         if self.kind == "value":
-            return self._solution()
+            return self._solution(*self._solution_args)
         return self._solution(*case.args, **case.kwargs)
 
     def evaluate(self, answer: Any) -> Result:
@@ -167,9 +171,11 @@ class Exercise:
             expected = self.expected(self.cases[0])
             if self.compare(answer, expected):
                 return Result("passed", f"✅ {self.name}: correct!", 1, 1)
+            # A value is the answer itself: the message must not give it away.
             return Result(
                 "failed",
-                f"❌ {self.name}: not quite.\n   expected: {_short(expected, 200)}\n   got:      {_short(answer, 200)}",
+                f"❌ {self.name}: not quite (got {_short(answer, 200)}). "
+                f"Run the experiment again, or ask for a hint with .hint().",
                 0,
                 1,
             )
@@ -246,7 +252,7 @@ class Exercise:
 
     def solution_passes(self) -> bool:
         """Does the reference solution pass its own cases? (used by the tests)"""
-        answer = self._solution() if self.kind == "value" else self._solution
+        answer = self._solution(*self._solution_args) if self.kind == "value" else self._solution
         return bool(self.evaluate(answer))
 
 

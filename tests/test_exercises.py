@@ -83,7 +83,18 @@ def test_value_exercise(capsys):
     assert value.evaluate(None).status == "not attempted"
     assert value.evaluate(0.4).status == "failed"
     assert value.check(0.4) is None
-    assert "expected: 0.30000000000000004" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "got 0.4" in out and "0.3" not in out  # a value's answer is never given away
+
+
+def test_experiment_exercise_computes_its_answer_from_arguments():
+    def mean_of(values):
+        """The answer computed from the notebook's data."""
+        return sum(values) / len(values)
+
+    ex = Exercise("mean", kind="value", solution=mean_of, solution_args=([1.0, 2.0, 6.0],))
+    assert ex.evaluate(3.0) and not ex.evaluate(2.0)
+    assert ex.solution_passes() and "def mean_of" in ex.solution_source()
 
 
 def test_equal_handles_floats_containers_and_bools():

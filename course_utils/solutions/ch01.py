@@ -37,6 +37,29 @@ def find_term(term: str, glossary: Sequence[Mapping]) -> Mapping | None:
     return None
 
 
+# -- Exercise 4 (an experiment): what Chinese costs SmolLM2 --------------------------------------
+ZH_EXPLANATIONS = {
+    "a": "every Chinese character is one token of SmolLM2's vocabulary",
+    "b": "byte-level BPE starts from each character's 3 UTF-8 bytes and merges only combinations "
+    "frequent in its mostly English training text, so most characters take more than one token",
+    "c": "SmolLM2 maps Chinese characters to an unknown token, as MiniLM does",
+}
+
+
+def chinese_names(glossary: Sequence[Mapping]) -> list[str]:
+    """The glossary's Chinese names made of Chinese characters only."""
+    return [
+        e["zh"] for e in glossary if e["zh"] and all("\u4e00" <= ch <= "\u9fff" for ch in e["zh"])
+    ]
+
+
+def chinese_cost(tokenizer, glossary: Sequence[Mapping]) -> tuple[float, str]:
+    """SmolLM2 tokens per Chinese character over the glossary's all-Chinese names, and why."""
+    names = chinese_names(glossary)
+    tokens = sum(len(tokenizer(name, add_special_tokens=False)["input_ids"]) for name in names)
+    return tokens / sum(len(name) for name in names), "b"
+
+
 TOKEN_TEXTS = [
     "Fine-tuning adapts a pretrained model.",
     "",
@@ -115,6 +138,13 @@ def exercises(
     term_cases = [Case((query, glossary), expected=by_name.get(name) if name else None, label=f"({query!r}, glossary)")
                   for query, name in TERM_QUERIES]  # fmt: skip
 
+    def same_measurement(got, expected) -> bool:
+        try:
+            value, letter = got
+            return abs(float(value) - expected[0]) <= 0.01 and str(letter).strip().lower() == "b"
+        except (TypeError, ValueError):
+            return False
+
     def same_entry(got, expected) -> bool:
         if expected is None or got is None:
             return got is expected
@@ -150,6 +180,21 @@ def exercises(
                 "Loop over the entries; each is a dict with the keys 'en', 'zh' and 'abbr'.",
                 "Normalise both sides with `.strip().casefold()` before comparing.",
                 "Remember the abbreviation ('abbr', may be empty) and return None when nothing matches.",
+            ],
+        ),
+        "chinese_cost": Exercise(
+            "chinese_cost",
+            kind="value",
+            solution=chinese_cost,
+            solution_args=(tokenizers["smollm2"], glossary),
+            compare=same_measurement,
+            hints=[
+                "Keep the entries whose 'zh' consists of Chinese characters only: "
+                "`all('\\u4e00' <= ch <= '\\u9fff' for ch in zh)`.",
+                "Add up `len(dec_tokenizer(zh, add_special_tokens=False)['input_ids'])` over those "
+                "names and divide by their total number of characters.",
+                "A character is three bytes in UTF-8; look at what `dec_tokenizer.tokenize('微调')` "
+                "returns before you choose.",
             ],
         ),
     }

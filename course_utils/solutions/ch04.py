@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..exercises import Case, Exercise
-from ..mathutils import SGD, Quadratic, run_optimizer, softmax
+from ..mathutils import SGD, Adam, Quadratic, run_optimizer, softmax
 
 
 # -- Exercise 1: the softmax-cross-entropy gradient ---------------------------------------------
@@ -41,20 +41,22 @@ def train_step(params: dict, X: np.ndarray, y: np.ndarray, lr: float) -> tuple[f
 
 
 # -- Exercise 3: pick a learning rate -------------------------------------------------------------
-BOWL = Quadratic.ill_conditioned()  # the tilted bowl of section 4.5
-START = np.array([-4.0, 3.0])
-STEPS, TARGET = 50, 0.01
+# A valley the chapter does not show: curvatures 0.5 and 40, tilted by -50 degrees.
+VALLEY = Quadratic.ill_conditioned(curvatures=(0.5, 40.0), angle_deg=-50.0)
+START = np.array([3.0, 4.0])
+STEPS, TARGET = 200, 1e-4
 
 
 def learning_rate() -> float:
-    """A learning rate just below 2 / (largest curvature) = 2 / 20: fast and still stable."""
-    return 0.09
+    """Just below the stability limit 2 / (largest curvature) = 2 / 40 = 0.05: the flat
+    direction (curvature 0.5) then shrinks as fast as stability allows."""
+    return 0.048
 
 
 def final_loss(lr: float) -> float:
-    """The bowl's loss after ``STEPS`` gradient-descent steps from ``START`` (inf if it diverged)."""
-    path = run_optimizer(BOWL.grad, START, SGD(lr), STEPS)
-    return float(BOWL.loss(path[-1])) if np.all(np.isfinite(path[-1])) else float("inf")
+    """The valley's loss after ``STEPS`` gradient-descent steps from ``START`` (inf if it diverged)."""
+    path = run_optimizer(VALLEY.grad, START, SGD(lr), STEPS)
+    return float(VALLEY.loss(path[-1])) if np.all(np.isfinite(path[-1])) else float("inf")
 
 
 def reaches_target(got: Any, expected: Any) -> bool:
@@ -66,6 +68,41 @@ def reaches_target(got: Any, expected: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return lr > 0 and final_loss(lr) < TARGET
+
+
+# -- Exercise 4 (an experiment): an Adam rebuilt at every step ------------------------------------
+BOWL = Quadratic.ill_conditioned()  # the tilted bowl of section 4.5
+BOWL_START = np.array([-4.0, 3.0])
+REBUILT_LR, REBUILT_STEPS = 0.05, 20
+EXPLANATIONS = {
+    "a": "the gradient shrinks near the minimum, so the steps shrink too",
+    "b": "a fresh Adam's first step is lr * g / |g| = lr * sign(g): every coordinate moves by lr",
+    "c": "rebuilding Adam changes nothing: its state is recomputed from the gradient anyway",
+}
+
+
+def rebuilt_adam_experiment() -> tuple[float, str]:
+    """Run Adam(0.05) rebuilt before each of 20 steps on the bowl from (-4, 3); return the mean
+    absolute change of a coordinate per step, and the letter of the explanation."""
+    theta, path = BOWL_START.copy(), [BOWL_START.copy()]
+    for _ in range(REBUILT_STEPS):
+        theta = Adam(REBUILT_LR).step(theta, BOWL.grad(theta))  # a new optimiser every step
+        path.append(theta)
+    mean_step = float(np.abs(np.diff(np.array(path), axis=0)).mean())
+    return mean_step, "b"
+
+
+def experiment_matches(got: Any, expected: Any) -> bool:
+    """The measured step within 1% of the reference run's, and the right explanation."""
+    if callable(got):
+        got = got()
+    try:
+        value, letter = got
+        return bool(np.isclose(float(value), expected[0], rtol=1e-2)) and (
+            str(letter).strip().lower() == expected[1]
+        )
+    except (TypeError, ValueError):
+        return False
 
 
 # -- the exercises ---------------------------------------------------------------------------------
@@ -174,11 +211,27 @@ def exercises() -> dict[str, Exercise]:
             solution=learning_rate,
             compare=reaches_target,
             hints=[
-                "Try a few values with `bowl.loss(run_optimizer(bowl.grad, START, SGD(lr), 50)[-1])`.",
-                "Gradient descent diverges when lr > 2 / (largest eigenvalue of bowl.H); "
-                "`np.linalg.eigvalsh(bowl.H)` gives the eigenvalues.",
-                "The flat direction (eigenvalue 1) shrinks by (1 - lr) per step: you want lr as large "
-                "as stability allows, a little below the limit.",
+                "Try a few values with `valley.loss(run_optimizer(valley.grad, VALLEY_START, "
+                "SGD(lr), 200)[-1])`.",
+                "Gradient descent diverges when lr > 2 / (largest eigenvalue of valley.H); "
+                "`np.linalg.eigvalsh(valley.H)` gives the eigenvalues.",
+                "The flat direction shrinks by (1 - lr * smallest eigenvalue) per step: you want lr "
+                "as large as stability allows.",
+            ],
+        ),
+        "rebuilt_adam": Exercise(
+            "rebuilt_adam",
+            kind="value",
+            cases=[Case(expected=rebuilt_adam_experiment())],
+            solution=rebuilt_adam_experiment,
+            compare=experiment_matches,
+            hints=[
+                "Start from `theta = START.copy()` and repeat 20 times: "
+                "`theta = Adam(0.05).step(theta, bowl.grad(theta))`, keeping every theta.",
+                "`np.abs(np.diff(np.array(path), axis=0)).mean()` is the mean change of a coordinate "
+                "per step. Compare it with the learning rate.",
+                "Work out a fresh Adam's first step from its formulas (m, v start at 0, then the bias "
+                "correction): what is m_hat / sqrt(v_hat) for one gradient g?",
             ],
         ),
     }
