@@ -7,9 +7,13 @@ Introduced in chapter 5 (and used again by chapter 6, which compares prompting w
 - `choose_max_length`: a `max_length` from the token lengths of the training texts.
 - `reference_classifier(smoke)`: chapter 5's final MiniLM classifier, trained once with the
   chapter's settings and saved with `save_pretrained`; later calls (chapter 6, a re-run) load it.
+  Chapter 5 runs the same steps in view and stores its model with `save_reference` into
+  `reference_dir(config)`, where `reference_classifier` finds it.
 - `predict_texts`: label and score for a list of sentences, with `transformers.pipeline`.
 - `augment_text`: a cheap text augmentation that keeps the label; `ensemble_probabilities`:
   average several models' class probabilities.
+- `drop_negations` and `drop_random_words`: the edits of chapter 5's negation experiment (delete
+  the negations of a review, or as many other words as a control).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -34,11 +39,17 @@ __all__ = [
     "SMALL_BUDGET",
     "augment_text",
     "choose_max_length",
+    "drop_negations",
+    "drop_random_words",
     "ensemble_probabilities",
+    "is_negation",
+    "load_reference",
     "predict_texts",
     "reference_classifier",
     "reference_config",
+    "reference_dir",
     "reference_train_config",
+    "save_reference",
     "small_train_set",
 ]
 
@@ -82,16 +93,60 @@ def choose_max_length(lengths: Sequence[int], percentile: float = 99, multiple: 
     return int(-(-int(np.ceil(value)) // multiple) * multiple)
 
 
-def reference_config(smoke: bool, max_length: int | None = None) -> dict[str, Any]:
-    """The configuration (a JSON-able dict) of the reference classifier; its hash names the run."""
+def reference_config(
+    smoke: bool, max_length: int | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """The configuration (a JSON-able dict) of the reference classifier; its hash names the run.
+
+    `model` replaces the encoder (chapter 5's `ENCODER` parameter; default `"minilm"`).
+    """
     from .data import DATA_VERSION
 
     config = dict(REFERENCE_SETTINGS, smoke=bool(smoke), version=1, data_version=DATA_VERSION)
+    if model is not None:
+        config["model"] = str(model)
     if smoke:
         config.update(SMOKE_SETTINGS)
     if max_length is not None:
         config["max_length"] = max_length
     return config
+
+
+def reference_splits(config: dict[str, Any], reviews=None):
+    """`(train, validation, test)` of the reference run: whole splits, or SMOKE's small draws."""
+    if reviews is None:
+        from .data import load_movie_reviews
+
+        reviews = load_movie_reviews()
+    splits = [reviews[name] for name in ("train", "validation", "test")]
+    if config["smoke"]:
+        sizes = [config["train_size"], config["eval_size"], config["eval_size"]]
+        splits = [
+            s.shuffle(seed=config["seed"]).select(range(n))
+            for s, n in zip(splits, sizes, strict=True)
+        ]
+    return tuple(splits)
+
+
+def reference_dir(config: dict[str, Any], root: str | os.PathLike | None = None) -> Path:
+    """The folder of the reference run of `config`: `<root>/ch05-<model>-<key of config>`.
+
+    `root` defaults to `<runs>/models` (`course_utils.experiments.runs_dir()`); a relative
+    `root` starts at the repository's root, so every chapter's notebook finds the same folder.
+    """
+    root = runs_dir() / "models" if root is None else Path(root)
+    if not root.is_absolute():  # from the repository's root, whatever the notebook's folder
+        root = ROOT / root
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(str(config["model"])).name).strip("-")
+    return root / f"ch05-{name}-{config_key(config)}"
+
+
+def load_reference(model_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The saved `info` of a reference run (with `cached=True`), or `None` if there is none."""
+    info_path = Path(model_dir) / "info.json"
+    if not info_path.exists():
+        return None
+    return {**json.loads(info_path.read_text()), "cached": True}
 
 
 def reference_train_config(config: dict[str, Any], progress: bool = False, **overrides):
@@ -125,44 +180,51 @@ def _token_lengths(texts: Sequence[str], tokenizer) -> list[int]:
     return [len(ids) for ids in tokenizer(list(texts))["input_ids"]]
 
 
+def reference_info(config: dict[str, Any], history, splits, test_logits, val_logits) -> dict:
+    """What a reference run saves next to its weights (`info.json`): a JSON-able dict.
+
+    Keys: `config`, `test` and `validation` metrics, split sizes, training time and
+    throughput, the `History` as a dict, and the test and validation logits (splits' order).
+    """
+    from .evaluation import classification_metrics
+
+    _, eval_set, test_set = splits
+    return {
+        "config": config,
+        "test": classification_metrics(np.asarray(test_set["label"]), np.asarray(test_logits)),
+        "validation": history.best_metrics,
+        "test_size": len(test_set),
+        "train_size": len(splits[0]),
+        "train_time_s": history.train_time_s,
+        "samples_per_second": history.samples_per_second,
+        "history": history.to_dict(),
+        "test_logits": np.asarray(test_logits).tolist(),
+        "validation_logits": np.asarray(val_logits).tolist(),
+    }
+
+
 def _train_reference(
     config: dict[str, Any], target: Path, progress: bool, device: str
 ) -> dict[str, Any]:
-    from .data import load_movie_reviews
-    from .evaluation import classification_metrics, compute_metrics
+    """The reference run: the same steps chapter 5 shows in its section 5.5."""
+    from .evaluation import compute_metrics
     from .models import load_classifier
     from .training import predict, seed_everything, train
 
-    reviews = load_movie_reviews()
-    train_set, eval_set, test_set = reviews["train"], reviews["validation"], reviews["test"]
-    if config["smoke"]:
-        train_set = train_set.shuffle(seed=config["seed"]).select(range(config["train_size"]))
-        eval_set = eval_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
-        test_set = test_set.shuffle(seed=config["seed"]).select(range(config["eval_size"]))
+    splits = reference_splits(config)
+    train_set, eval_set, test_set = splits
     seed_everything(config["seed"])  # the new classification head is random: seed it
     model, tokenizer = load_classifier(config["model"], num_labels=2, device=device)
     train_config = reference_train_config(config, progress, device=device)
     history = train(model, train_set, eval_set, train_config, tokenizer, compute_metrics)
     kw = dict(batch_size=128, max_length=config["max_length"], device=device)
-    logits = predict(model, test_set, tokenizer, **kw)
-    test = classification_metrics(np.asarray(test_set["label"]), logits)
+    test_logits = predict(model, test_set, tokenizer, **kw)
     val_logits = predict(model, eval_set, tokenizer, **kw)
-    info = {
-        "config": config,
-        "test": test,
-        "validation": history.best_metrics,
-        "test_size": len(test_set),
-        "train_size": len(train_set),
-        "train_time_s": history.train_time_s,
-        "samples_per_second": history.samples_per_second,
-        "history": history.to_dict(),
-        "test_logits": logits.tolist(),
-        "validation_logits": val_logits.tolist(),
-    }
-    return _save_run(model, tokenizer, info, target)
+    info = reference_info(config, history, splits, test_logits, val_logits)
+    return save_reference(model, tokenizer, info, target)
 
 
-def _save_run(model, tokenizer, info: dict[str, Any], target: Path) -> dict[str, Any]:
+def save_reference(model, tokenizer, info: dict[str, Any], target: Path) -> dict[str, Any]:
     """Save model, tokenizer and `info.json` into `target` atomically; return the saved info.
 
     The folder is written under a temporary name and renamed: it appears complete or not at
@@ -217,13 +279,9 @@ def reference_classifier(
         _token_lengths(texts, tokenizer), REFERENCE_SETTINGS["max_length_percentile"]
     )
     config = reference_config(smoke, max_length)
-    root = runs_dir() / "models" if root is None else Path(root)
-    if not root.is_absolute():  # from the repository's root, whatever the notebook's folder
-        root = ROOT / root
-    model_dir = root / f"ch05-minilm-{config_key(config)}"
-    info_path = model_dir / "info.json"
-    if info_path.exists():
-        return model_dir, {**json.loads(info_path.read_text()), "cached": True}
+    model_dir = reference_dir(config, root)
+    if (info := load_reference(model_dir)) is not None:
+        return model_dir, info
     return model_dir, {**_train_reference(config, model_dir, progress, device), "cached": False}
 
 
@@ -240,6 +298,33 @@ def predict_texts(model_dir: str | os.PathLike, texts: Sequence[str], device: st
 
     classify = pipeline("text-classification", model=str(model_dir), device=get_device(device))
     return classify(list(texts), truncation=True)
+
+
+def _bare(word: str) -> str:
+    return word.lower().strip(".,!?;:\"'()")
+
+
+def is_negation(word: str) -> bool:
+    """Whether `word` (punctuation around it ignored) is a negation: "not", "never", "isn't"...
+
+    The words of `NEGATIONS` except the contrast word "but".
+    """
+    return _bare(word) in NEGATIONS - {"but"}
+
+
+def drop_negations(text: str) -> str:
+    """`text` without its negation words (`is_negation`); the other words keep their order."""
+    return " ".join(w for w in text.split() if not is_negation(w))
+
+
+def drop_random_words(text: str, n: int, seed: int = 0) -> str:
+    """`text` with `n` of its non-negation words deleted at random (a control for
+    `drop_negations`: as many words gone, but not the negations). At least one word stays."""
+    words = text.split()
+    candidates = [i for i, w in enumerate(words) if not is_negation(w)]
+    n = max(0, min(n, len(candidates), len(words) - 1))
+    gone = set(random.Random(seed).sample(candidates, n))
+    return " ".join(w for i, w in enumerate(words) if i not in gone)
 
 
 def augment_text(

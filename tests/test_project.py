@@ -125,8 +125,45 @@ def test_saving_a_run_is_atomic_and_the_first_finished_wins(tiny_bert, tmp_path)
     """Two notebooks training the same configuration at once: the second keeps the first's."""
     model, tokenizer = tiny_bert
     target = tmp_path / "ch05-minilm-abc"
-    first = project._save_run(model, tokenizer, {"test": {"accuracy": 0.6}}, target)
-    second = project._save_run(model, tokenizer, {"test": {"accuracy": 0.7}}, target)
+    first = project.save_reference(model, tokenizer, {"test": {"accuracy": 0.6}}, target)
+    second = project.save_reference(model, tokenizer, {"test": {"accuracy": 0.7}}, target)
     assert first == second == {"test": {"accuracy": 0.6}}
     assert json.loads((target / "info.json").read_text()) == first
     assert [p.name for p in tmp_path.iterdir()] == [target.name], "a temporary folder was left"
+
+
+def test_negation_edits():
+    text = "It is not good, and I didn't laugh; never again."
+    assert project.drop_negations(text) == "It is good, and I laugh; again."
+    assert project.is_negation("Not") and project.is_negation("(never)")
+    assert not project.is_negation("but") and not project.is_negation("nothingness")
+    control = project.drop_random_words(text, 3, seed=1)
+    words, kept = text.split(), control.split()
+    assert len(kept) == len(words) - 3
+    assert {"not", "didn't", "never"} <= {w.strip(".,;") for w in kept}  # negations stay
+    assert (
+        control
+        == project.drop_random_words(text, 3, seed=1)
+        != project.drop_random_words(text, 3, seed=2)
+    )
+    assert project.drop_random_words("fine", 5) == "fine"  # never empty
+    assert project.drop_random_words("not bad", 5) == "not"
+
+
+def test_reference_dir_and_splits(tmp_path):
+    from datasets import DatasetDict
+
+    config = project.reference_config(True, 16)
+    assert (
+        project.reference_dir(config, tmp_path).name == f"ch05-minilm-{project.config_key(config)}"
+    )
+    other = project.reference_config(True, 16, model="sentence-transformers/all-MiniLM-L12-v2")
+    assert project.reference_dir(other, tmp_path).name.startswith("ch05-all-MiniLM-L12-v2-")
+    assert project.load_reference(tmp_path / "missing") is None
+    reviews = DatasetDict({s: make_sentiment_dataset(100, seed=i)
+                           for i, s in enumerate(["train", "validation", "test"])})  # fmt: skip
+    train, val, test = project.reference_splits(config, reviews)
+    assert (len(train), len(val), len(test)) == (64, 64, 64)
+    assert train["text"] == reviews["train"].shuffle(seed=0).select(range(64))["text"]
+    full = project.reference_splits(project.reference_config(False, 16), reviews)
+    assert [len(s) for s in full] == [100, 100, 100]

@@ -6,7 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..data import normalize_text
 from ..exercises import Case, Exercise, equal
+from ..project import drop_negations, drop_random_words, is_negation
 
 
 # -- Exercise 1: choose max_length ---------------------------------------------------------------
@@ -41,6 +43,30 @@ def majority_vote(predictions: Sequence[Sequence[int]]) -> list[int]:
     return [int(np.bincount(column, minlength=n_labels).argmax()) for column in votes.T]
 
 
+# -- Exercise 4: find the leaks -----------------------------------------------------------------
+def find_leaks(train_texts: Sequence[str], test_texts: Sequence[str]) -> list[int]:
+    """Indices of the test texts that are also training texts once normalised."""
+    seen = {normalize_text(text) for text in train_texts}
+    return [i for i, text in enumerate(test_texts) if normalize_text(text) in seen]
+
+
+# -- Exercise 5 (an experiment): does the model read negations? ------------------------------------
+def negation_experiment(texts: Sequence[str], classify) -> dict:
+    """How often deleting a review's negations flips the model's label, against a control that
+    deletes as many other words; `beyond_noise`: the difference exceeds twice its paired
+    standard error."""
+    texts = list(texts)
+    before = np.asarray(classify(texts))
+    negation = np.asarray(classify([drop_negations(t) for t in texts])) != before
+    counts = [sum(is_negation(w) for w in t.split()) for t in texts]  # negations per review
+    edited = [drop_random_words(t, counts[i], seed=i) for i, t in enumerate(texts)]
+    control = np.asarray(classify(edited)) != before
+    difference = negation.astype(float) - control.astype(float)  # per review: +1, 0 or -1
+    se = difference.std(ddof=1) / np.sqrt(len(texts))
+    return {"negation": float(negation.mean()), "control": float(control.mean()),
+            "beyond_noise": bool(difference.mean() > 2 * se)}  # fmt: skip
+
+
 LENGTH_CASES = [
     (list(range(1, 101)), 0.99),
     (list(range(1, 101)), 0.5),
@@ -69,6 +95,16 @@ VOTE_CASES = [
 ]
 
 
+LEAK_CASES = [
+    (["A fine film.", "Dull."], ["Dull.", "Something new."]),
+    (["A pretentious mess."], ["a  pretentious MESS", "a pretentious mess?", "pretentious"]),
+    (["Ｇｒｅａｔ fun!"], ["great fun", "Great, fun.", "great fun indeed"]),
+    (["one", "two"], ["three", "four"]),
+    (["same", "same"], ["same", "SAME", "sam e"]),
+    (["anything"], []),
+]
+
+
 def _same_list(got, expected) -> bool:
     try:
         return equal([int(v) for v in np.asarray(got).ravel()], expected)
@@ -76,8 +112,27 @@ def _same_list(got, expected) -> bool:
         return False
 
 
-def exercises() -> dict[str, Exercise]:
-    """Chapter 5's exercises (they need nothing from the notebook)."""
+def _same_result(got, expected, n_texts: int) -> bool:
+    """The experiment's answer: both flip rates within one review, the same verdict."""
+    if not isinstance(got, dict) or set(got) != set(expected):
+        return False
+    tolerance = 1.5 / max(n_texts, 1)  # a review on the decision boundary may tip either way
+    return (
+        equal(bool(got["beyond_noise"]), expected["beyond_noise"])
+        and abs(float(got["negation"]) - expected["negation"]) <= tolerance
+        and abs(float(got["control"]) - expected["control"]) <= tolerance
+    )
+
+
+def exercises(negated_texts=None, classify=None) -> dict[str, Exercise]:
+    """Chapter 5's exercises; the experiment (exercise 5) runs `classify` (a list of texts ->
+    labels, the notebook's main model) on `negated_texts` (the test reviews with a negation)."""
+
+    def experiment_on_the_notebooks_model() -> dict:
+        """The reference answer: `negation_experiment` on the notebook's reviews and model."""
+        return negation_experiment(negated_texts, classify)
+
+    n_texts = len(negated_texts) if negated_texts is not None else 0
     return {
         "max_length_for": Exercise(
             "max_length_for",
@@ -114,9 +169,51 @@ def exercises() -> dict[str, Exercise]:
                 "Return a plain list of ints, one per example.",
             ],
         ),
+        "find_leaks": Exercise(
+            "find_leaks",
+            cases=[Case(args) for args in LEAK_CASES],
+            solution=find_leaks,
+            compare=_same_list,
+            hints=[
+                "Two texts are the same review if they are equal once case, punctuation, spacing "
+                "and full-width letters stop counting. One function of `course_utils.data` "
+                "does exactly that to a text.",
+                "Apply it to both sides. Comparing each test text with every training text "
+                "works, but a set built once from the training side is far faster.",
+            ],
+        ),
+        "negation_experiment": Exercise(
+            "negation_experiment",
+            kind="value",
+            solution=experiment_on_the_notebooks_model,
+            compare=lambda got, expected: _same_result(got, expected, n_texts),
+            hints=[
+                "Classify the reviews three times: as they are, after `drop_negations`, and "
+                "after the control edit. A review 'flips' when its label differs from the "
+                "unedited one; a flip rate is the mean of those booleans.",
+                "The control must delete as many words as the negation edit did: count the "
+                "negations of review i with `is_negation` and pass that count, and seed=i, to "
+                "`drop_random_words`.",
+                "For the verdict, work per review: (flipped by negation) minus (flipped by the "
+                "control) is +1, 0 or -1. Its mean is the difference of the two rates; its "
+                "standard error is the standard deviation of those values over sqrt(n).",
+            ],
+        ),
     }
 
 
 def test_context() -> dict:
-    """What ``exercises()`` needs (nothing)."""
-    return {}
+    """What ``exercises()`` needs, built without a model: a keyword classifier that reads
+    negations (so the experiment has an answer) and a few reviews."""
+
+    def classify(texts):
+        def label(text: str) -> int:
+            words = [w.strip(".,!?").lower() for w in text.split()]
+            positive = any(w in ("good", "fun", "great") for w in words)
+            return int(positive != any(is_negation(w) for w in words))
+
+        return [label(t) for t in texts]
+
+    texts = ["not good at all", "never fun", "it is not bad", "good, not great", "no plot",
+             "isn't great but fun", "not a good film", "nothing good here"] * 3  # fmt: skip
+    return {"negated_texts": texts, "classify": classify}
