@@ -63,7 +63,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # Hub model* below); `DEVICE = "auto"` picks a CUDA GPU, then Apple's MPS, then the CPU.
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 22 s on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 19 s on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
