@@ -68,7 +68,7 @@ REFERENCE_SETTINGS: dict[str, Any] = {
     "max_length_percentile": 99,
     "seed": 0,
 }
-SMOKE_SETTINGS: dict[str, Any] = {"train_size": 64, "eval_size": 64, "num_epochs": 1}
+SMOKE_SETTINGS: dict[str, Any] = {"train_size": 32, "eval_size": 32, "num_epochs": 1}
 
 # Words whose loss flips or weakens the sentiment of a sentence: augmentation never drops them.
 NEGATIONS = frozenset(

@@ -19,7 +19,8 @@ For each chapter, a full run:
 4. refuses to write anything if a cell raised.
 
 ``--smoke`` runs with ``SMOKE = True`` in a temporary folder with a fresh run cache
-(``COURSE_RUNS``), as the tests do, and writes nothing into the repository.
+(``COURSE_RUNS``), as the tests do, and writes nothing into the repository; when the ``.py`` is
+newer than the ``.ipynb`` it executes the ``.py`` (the edit under test), leaving both as they are.
 
 Notebooks run one at a time: on a small CPU a second busy process slows both by ~3x. Several
 full runs are executed one per process of this script, so that each kernel's peak memory
@@ -93,10 +94,19 @@ def main(argv: list[str] | None = None) -> int:
         if not args.smoke:
             jupytext.cli.jupytext(["--sync", "--quiet", str(chapter.path)])
         executed_path = out_dir / chapter.path.name
-        print(f"==> {chapter.slug}: running with {parameters} -> {executed_path}", flush=True)
+        source = chapter.path
+        if args.smoke and chapter.text_path.stat().st_mtime > chapter.path.stat().st_mtime:
+            source = (
+                out_dir / f"{chapter.slug}.from-py.ipynb"
+            )  # test the edited .py, not the stale pair
+            nbformat.write(jupytext.read(chapter.text_path), source)
+        print(
+            f"==> {chapter.slug}: running {source.name} with {parameters} -> {executed_path}",
+            flush=True,
+        )
         start = time.perf_counter()
         try:
-            executed = chapter_tools.execute(chapter.path, executed_path, parameters, cwd=cwd)
+            executed = chapter_tools.execute(source, executed_path, parameters, cwd=cwd)
         except Exception as error:  # papermill raises PapermillExecutionError on a failing cell
             print(
                 f"FAILED {chapter.slug} after {time.perf_counter() - start:.0f} s:\n{error}",

@@ -113,7 +113,7 @@ def test_reference_classifier_trains_once_then_loads(tiny_bert, tmp_path, monkey
 def test_reference_config_smoke_is_tiny():
     smoke = project.reference_config(True, 64)
     full = project.reference_config(False, 64)
-    assert smoke["train_size"] == 64 and smoke["num_epochs"] == 1
+    assert smoke["train_size"] == 32 and smoke["num_epochs"] == 1
     assert (
         "train_size" not in full and full["num_epochs"] == project.REFERENCE_SETTINGS["num_epochs"]
     )
