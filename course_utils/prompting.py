@@ -11,6 +11,10 @@ The pieces, each small and usable alone:
   examples), the prefix is run once and its key/value cache is reused by every batch;
 - `calibrate`: contextual calibration (Zhao et al., 2021): divide the label probabilities by those
   the model gives a content-free input such as ``"N/A"``;
+- `label_auc`: a threshold-free score of a verbalizer (the AUC of the label-word log-odds), which
+  separates what a prompt knows about the reviews from its bias towards one label;
+- `binomial_se` and `paired_gap`: the noise of an accuracy, and of the difference between two
+  classifiers scored on the same examples;
 - `generate` + `parse_label` + `parse_json`: answers as generated text, parsed robustly.
 
 Every function works with any Hugging Face causal LM and tokenizer with a chat template.
@@ -30,12 +34,15 @@ import torch
 
 __all__ = [
     "PromptTemplate",
+    "binomial_se",
     "calibrate",
     "common_prefix_length",
     "generate",
+    "label_auc",
     "label_logprobs",
     "label_token_ids",
     "normalize_labels",
+    "paired_gap",
     "parse_json",
     "parse_label",
     "render_prompt",
@@ -203,6 +210,48 @@ def calibrate(logprobs: np.ndarray, content_free_logprobs: np.ndarray) -> np.nda
     cf = np.atleast_2d(normalize_labels(content_free_logprobs))
     p_cf = np.exp(cf).mean(axis=0)
     return normalize_labels(normalize_labels(logprobs) - np.log(p_cf))
+
+
+def label_auc(logprobs: np.ndarray, labels: Sequence[int]) -> float:
+    """AUC of the log-odds ``log p(label 1) - log p(label 0)`` of a two-label verbalizer.
+
+    Introduced in chapter 6. The AUC is the probability that a random positive example gets a
+    higher log-odds than a random negative one (ties count half): it does not depend on a
+    threshold, so a constant label bias, or contextual calibration (which shifts every log-odds
+    by the same constant), leaves it unchanged. 0.5 is chance; `nan` when one class is missing.
+    """
+    logprobs = np.asarray(logprobs, dtype=np.float64)
+    labels = np.asarray(labels)
+    odds = logprobs[:, 1] - logprobs[:, 0]
+    pos, neg = odds[labels == 1], odds[labels == 0]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    greater = (pos[:, None] > neg[None, :]).sum()
+    ties = (pos[:, None] == neg[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+
+
+def binomial_se(accuracy: float, n: int) -> float:
+    """Standard error of an accuracy measured on `n` independent examples: sqrt(p(1-p)/n).
+
+    Introduced in chapter 6. About 95% of repeated measurements fall within 1.96 of it.
+    """
+    return float(np.sqrt(accuracy * (1 - accuracy) / n)) if n > 0 else float("nan")
+
+
+def paired_gap(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> tuple[float, float]:
+    """Accuracy of `a` minus that of `b` on the same examples, and its 95% half-width.
+
+    Introduced in chapter 6. The examples are paired, so the noise is that of the per-example
+    differences (normal approximation): two classifiers that err on the same examples differ
+    less by chance than two independent accuracies would.
+    """
+    a = np.asarray(correct_a, dtype=np.float64)
+    b = np.asarray(correct_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
+        raise ValueError("paired_gap needs two equally long 1-d sequences (at least 2 examples)")
+    diff = a - b
+    return float(diff.mean()), float(1.96 * diff.std(ddof=1) / np.sqrt(len(diff)))
 
 
 @torch.no_grad()

@@ -10,12 +10,15 @@ import torch
 
 from course_utils.prompting import (
     PromptTemplate,
+    binomial_se,
     calibrate,
     common_prefix_length,
     generate,
+    label_auc,
     label_logprobs,
     label_token_ids,
     normalize_labels,
+    paired_gap,
     parse_json,
     parse_label,
     render_prompt,
@@ -172,3 +175,36 @@ def test_parse_json_strict():
     assert parse_json('Answer: {"sentiment": "positive"}', strict=True) is None
     assert parse_json("{'sentiment': 'positive'}", strict=True) is None
     assert parse_json("[1]", strict=True) is None
+
+
+def test_label_auc_is_threshold_free():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=50)
+    logp = np.log(rng.dirichlet([1, 1], size=50))
+    odds = logp[:, 1] - logp[:, 0]
+    assert label_auc(logp, labels) == pytest.approx(roc_auc_score(labels, odds))
+    biased = logp + np.array([0.0, 3.0])  # a constant bias towards label 1
+    assert label_auc(biased, labels) == pytest.approx(label_auc(logp, labels))
+    cf = np.log(np.array([[0.1, 0.9], [0.2, 0.8]]))
+    assert label_auc(calibrate(logp, cf), labels) == pytest.approx(label_auc(logp, labels))
+    perfect = np.log(np.where(labels[:, None] == 1, [0.2, 0.8], [0.8, 0.2]))
+    assert label_auc(perfect, labels) == 1.0
+    assert label_auc(np.zeros((4, 2)), [0, 1, 0, 1]) == 0.5  # all tied
+    assert np.isnan(label_auc(logp[:3], [1, 1, 1]))
+
+
+def test_binomial_se_and_paired_gap():
+    assert binomial_se(0.5, 100) == pytest.approx(0.05)
+    assert binomial_se(1.0, 10) == 0.0
+    a = np.array([1, 1, 1, 0, 1, 0, 1, 1])
+    gap, half = paired_gap(a, a)
+    assert gap == 0.0 and half == 0.0
+    b = np.array([1, 0, 1, 0, 0, 0, 1, 1])
+    gap, half = paired_gap(a, b)
+    diff = a - b
+    assert gap == pytest.approx(0.25)
+    assert half == pytest.approx(1.96 * diff.std(ddof=1) / np.sqrt(len(a)))
+    with pytest.raises(ValueError):
+        paired_gap(a, b[:3])

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..exercises import Case, Exercise
+from ..prompting import label_auc
 
 
 # -- Exercise 1: a few-shot chat -----------------------------------------------------------------
@@ -54,6 +55,46 @@ def calibrated_probs(probs: np.ndarray, content_free: np.ndarray) -> np.ndarray:
     cf = cf / cf.sum()
     q = p / cf
     return q / q.sum(axis=-1, keepdims=True)
+
+
+# -- Exercise 3, part 2: an experiment with calibration ------------------------------------------
+def calibration_experiment(logp: np.ndarray, cf: np.ndarray, labels: np.ndarray) -> tuple:
+    """Calibrate the 1-shot prompt's scores with `calibrated_probs`; return the calibrated
+    accuracy, the AUC of the log-odds and the letter of the explanation the numbers support."""
+    probs = np.exp(np.asarray(logp)[:, :2])
+    p_cf = np.exp(np.asarray(cf)[:, :2])
+    p_cf = (p_cf / p_cf.sum(axis=1, keepdims=True)).mean(axis=0)  # mean of the content-free rows
+    labels = np.asarray(labels)
+    raw = float((probs.argmax(axis=1) == labels).mean())
+    calibrated = float((calibrated_probs(probs, p_cf).argmax(axis=1) == labels).mean())
+    auc = label_auc(np.log(probs), labels)  # threshold-free: calibration cannot change it
+    if auc < 0.6:
+        letter = "a"  # the prompt does not order the reviews: information lost
+    elif calibrated > raw:
+        letter = "b"  # the reviews are ordered, a label bias hid it, calibration removes it
+    else:
+        letter = "c"  # ordered, but the content-free estimate of the bias does not fix it
+    return calibrated, auc, letter
+
+
+def _experiment_matches(got, expected) -> bool:
+    try:
+        acc, auc, letter = got
+        return (abs(float(acc) - expected[0]) < 0.005 and abs(float(auc) - expected[1]) < 0.005
+                and str(letter).strip().lower() == expected[2])  # fmt: skip
+    except (TypeError, ValueError):
+        return False
+
+
+def _synthetic_one_shot() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stand-in for the notebook's 1-shot scores (the tests have no model): a biased prompt."""
+    rng = np.random.default_rng(6)
+    labels = rng.integers(0, 2, size=60)
+    odds = 1.5 * (labels - 0.5) + rng.normal(0, 1, size=60) + 2.0  # ordered, pushed to positive
+    p_pos = 1 / (1 + np.exp(-odds))
+    logp = np.log(np.stack([1 - p_pos, p_pos], axis=1) * 0.6)  # the label words' mass is 0.6
+    cf = np.log(np.array([[0.2, 0.7], [0.15, 0.75], [0.25, 0.6]]))
+    return logp, cf, labels
 
 
 # -- Exercise 4: choose a prompt without peeking -------------------------------------------------
@@ -113,8 +154,11 @@ def _close_arrays(got, expected) -> bool:
     return got.shape == np.shape(expected) and bool(np.allclose(got, expected, atol=1e-6))
 
 
-def exercises(tokenizer=None) -> dict[str, Exercise]:
-    """Chapter 6's exercises; `tokenizer` (SmolLM2's) renders the few-shot chats when given."""
+def exercises(tokenizer=None, one_shot=None) -> dict[str, Exercise]:
+    """Chapter 6's exercises; `tokenizer` (SmolLM2's) renders the few-shot chats when given;
+    `one_shot` = `(logp, cf, labels)`, the notebook's 1-shot scores for exercise 3's experiment
+    (a synthetic stand-in when not given)."""
+    one_shot = _synthetic_one_shot() if one_shot is None else one_shot
 
     def same_chat(got, expected) -> bool:
         if got != expected:
@@ -157,6 +201,21 @@ def exercises(tokenizer=None) -> dict[str, Exercise]:
                 "Normalise: p / p.sum(axis=-1, keepdims=True), and content_free / content_free.sum().",
                 "Divide each row by the content-free probabilities (broadcasting does it).",
                 "Normalise the rows again so each sums to 1.",
+            ],
+        ),
+        "calibration_experiment": Exercise(
+            "calibration_experiment",
+            kind="value",
+            solution=calibration_experiment,
+            solution_args=tuple(one_shot),
+            compare=_experiment_matches,
+            hints=[
+                "probs = np.exp(logp1[:, :2]); the content-free row: normalise each row of "
+                "np.exp(cf1[:, :2]) to sum to 1, then take the mean over the rows.",
+                "Calibrated accuracy: (calibrated_probs(probs, p_cf).argmax(1) == y_sweep).mean(); "
+                "the AUC: label_auc(logp1[:, :2], y_sweep).",
+                "AUC near 0.5 means the prompt does not tell the reviews apart at all; an AUC "
+                "well above 0.5 with a raw accuracy near 50% means the bias hides what it knows.",
             ],
         ),
         "select_prompt": Exercise(
