@@ -4,7 +4,15 @@
   transformer), sized to train from scratch on a CPU in minutes.
 - `pack_corpus`: tokenise texts and pack them into fixed-length blocks for causal language
   modelling (`datasets.map`), ready for `course_utils.training.train`.
-- `perplexity`: exp(mean next-token cross-entropy) of a causal LM on held-out texts.
+- `perplexity`: exp(mean next-token cross-entropy) of a causal LM on held-out texts, packed
+  into blocks; `text_perplexity`: the same with every text scored on its own (no packing, no
+  separator), the format-neutral comparison.
+- `decoder_features`: what a frozen decoder offers a probe per text (mean of the last layer over
+  the real tokens, and the last real token's vector).
+- `decoder_classifier`: a causal LM's body under a new classification head that reads either the
+  last real token (`LlamaForSequenceClassification`'s way) or the mean over the tokens.
+- `gguf_round_trip`: a model's weights quantised to GGUF block formats and back (the rounding
+  SmolLM2's Q4_1 file went through), to measure what that rounding costs.
 - `training_flops` / `training_memory_bytes`: back-of-the-envelope compute and memory of a
   training step, which chapter 2 checks against a measured step.
 """
@@ -147,6 +155,207 @@ def perplexity(
         total_tokens += batch[:, 1:].numel()
     model.train(was_training)
     return math.exp(total_loss / total_tokens)
+
+
+@torch.no_grad()
+def text_perplexity(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    batch_size: int = 16,
+    max_length: int | None = None,
+    add_eos: bool = False,
+    device: str | torch.device | None = None,
+) -> float:
+    """Perplexity with every text scored on its own: no packing, no separator (chapter 2).
+
+    Each text is a sequence of its own (padded in batches, padding ignored); its first token is
+    context only and every later token is predicted, so every model that shares the tokenizer
+    is scored on the same tokens and no model benefits from having learned a separator between
+    texts. `add_eos=True` appends the EOS token and scores it too. Lower is better.
+    """
+    device = torch.device(device) if device else next(model.parameters()).device
+    eos = [tokenizer.eos_token_id] if add_eos else []
+    ids = [seq[:max_length] if max_length else seq
+           for seq in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]  # fmt: skip
+    seqs = [seq + eos for seq in ids if len(seq + eos) >= 2]
+    if not seqs:
+        raise ValueError("text_perplexity needs texts of at least two tokens")
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # little padding
+    total_loss, total_tokens = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        chunk = [seqs[i] for i in order[start : start + batch_size]]
+        width = max(len(s) for s in chunk)
+        batch = torch.zeros(len(chunk), width, dtype=torch.long)
+        mask = torch.zeros(len(chunk), width, dtype=torch.long)
+        for row, seq in enumerate(chunk):
+            batch[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        batch, mask = batch.to(device), mask.to(device)
+        logits = model(input_ids=batch, attention_mask=mask).logits.float()
+        targets = batch[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        total_loss += nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
+        ).item()
+        total_tokens += int(mask[:, 1:].sum())
+    model.train(was_training)
+    return math.exp(total_loss / total_tokens)
+
+
+@torch.no_grad()
+def decoder_features(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int | None = 128,
+    batch_size: int = 32,
+    append_eos: bool = False,
+) -> dict[str, Any]:
+    """What a frozen decoder offers a probe, per text: its last layer pooled two ways (chapter 2).
+
+    `model` is a causal LM (its body runs, not the output layer) or a bare decoder (`AutoModel`).
+    Returns float32 NumPy arrays (texts, hidden): `"mean"` — the mean of the last layer's vectors
+    over the real tokens; `"last"` — the vector of the last real token (the only position of a
+    causal model that has seen the whole text; what `LlamaForSequenceClassification` reads).
+    `append_eos=True` ends every text with the EOS token first (the separator a model pretrained
+    on packed texts saw after each one).
+    """
+    import numpy as np
+
+    body = getattr(model, "base_model", model)
+    device = next(body.parameters()).device
+    was_training = body.training
+    body.eval()
+    eos = [tokenizer.eos_token_id] if append_eos else []
+    ids = [(seq[: max_length - len(eos)] if max_length else seq) + eos
+           for seq in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]  # fmt: skip
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    mean = np.zeros((len(ids), body.config.hidden_size), dtype=np.float32)
+    last = np.zeros_like(mean)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        width = max(len(ids[i]) for i in rows)
+        batch = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for r, i in enumerate(rows):
+            batch[r, : len(ids[i])] = torch.tensor(ids[i])
+            mask[r, : len(ids[i])] = 1
+        batch, mask = batch.to(device), mask.to(device)
+        hidden = body(input_ids=batch, attention_mask=mask).last_hidden_state.float()
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).cpu().numpy()
+        final = hidden[torch.arange(len(rows), device=device), mask.sum(1) - 1].cpu().numpy()
+        mean[rows], last[rows] = pooled, final
+    body.train(was_training)
+    return {"mean": mean, "last": last}
+
+
+class MeanPooledDecoderForSequenceClassification(nn.Module):
+    """A decoder body (`LlamaModel`, ...) with a linear head on the mean of its last layer (chapter 2).
+
+    The mean runs over the real (unpadded) tokens; `score` maps it to the labels, as
+    `LlamaForSequenceClassification`'s head maps the last token. Returns a
+    `SequenceClassifierOutput` (cross-entropy loss when `labels` are given), so `train` and
+    `predict` treat it like any transformers classifier.
+    """
+
+    def __init__(self, body: nn.Module, num_labels: int = 2) -> None:
+        super().__init__()
+        self.model = body
+        self.config = body.config
+        self.config.num_labels = num_labels
+        self.score = nn.Linear(self.config.hidden_size, num_labels, bias=False)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ):
+        """Logits from the mean-pooled last layer; the loss too when `labels` are given."""
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        logits = self.score((hidden * mask).sum(1) / mask.sum(1).clamp(min=1))
+        loss = None if labels is None else nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def decoder_classifier(
+    lm: nn.Module,
+    pooling: str = "last",
+    num_labels: int = 2,
+    pad_token_id: int | None = None,
+    seed: int = 0,
+) -> nn.Module:
+    """A copy of causal LM `lm`'s body under a new classification head (chapter 2).
+
+    `pooling="last"` builds transformers' own `AutoModelForSequenceClassification` (for Llama:
+    the head reads the last token that is not `pad_token_id`); `pooling="mean"` builds
+    `MeanPooledDecoderForSequenceClassification`. The body's weights are copied from `lm` (which
+    is left untouched); the head is initialised from `seed`.
+    """
+    import copy
+
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    if pooling not in ("last", "mean"):
+        raise ValueError(f"pooling must be 'last' or 'mean', not {pooling!r}")
+    config = copy.deepcopy(lm.config)
+    config.num_labels = num_labels
+    if pad_token_id is not None:
+        config.pad_token_id = pad_token_id
+    torch.manual_seed(seed)
+    if pooling == "mean":
+        model = MeanPooledDecoderForSequenceClassification(
+            AutoModel.from_config(config), num_labels
+        )
+    else:
+        model = AutoModelForSequenceClassification.from_config(config)
+    model.model.load_state_dict(getattr(lm, "base_model", lm).state_dict())
+    device = next(lm.parameters()).device
+    return model.to(device)
+
+
+def gguf_round_trip(
+    model: nn.Module, matrix_format: str = "Q4_1", embedding_format: str | None = "Q8_0"
+) -> dict[str, int]:
+    """Quantise a model's weights to GGUF block formats and back, in place (chapter 2).
+
+    Every 2-D weight of the transformer blocks is rounded to `matrix_format` and the token
+    embedding (tied to the output layer in SmolLM2 and the tiny GPT) to `embedding_format`
+    (`None`: left alone), with the `gguf` package's own NumPy code; 1-D tensors (norms, biases)
+    stay float, as in GGUF files. SmolLM2's `Q4_1` file holds its block matrices in Q4_1 and its
+    embedding in Q8_0 (chapter 9 reads that off the weights): the defaults apply the same
+    rounding to another model. Returns the number of parameters rounded per format.
+    """
+    from gguf import GGMLQuantizationType, quants
+
+    embedding = (
+        model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else None
+    )
+    counts: dict[str, int] = {}
+    seen: set[int] = set()
+    with torch.no_grad():
+        for _, param in model.named_parameters():
+            if param.dim() != 2 or id(param) in seen:
+                continue
+            seen.add(id(param))
+            fmt = embedding_format if param is embedding else matrix_format
+            if fmt is None:
+                continue
+            qtype = GGMLQuantizationType[fmt]
+            w = param.detach().float().cpu().numpy()
+            back = quants.dequantize(quants.quantize(w, qtype), qtype).reshape(w.shape)
+            param.copy_(torch.from_numpy(back).to(param.dtype))
+            counts[fmt] = counts.get(fmt, 0) + param.numel()
+    return counts
 
 
 def embedding_parameters(model: nn.Module) -> int:

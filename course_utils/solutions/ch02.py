@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 
 import torch
@@ -33,6 +34,38 @@ def top_k_tokens(logits: torch.Tensor, k: int) -> list[tuple[int, float]]:
     return [(int(i), float(p)) for i, p in zip(top.indices, top.values, strict=True)]
 
 
+# -- Exercise 4: an experiment: a baseline for perplexity --------------------------------------------
+def unigram_experiment(
+    train_ids: Sequence[Sequence[int]],
+    heldout_ids: Sequence[Sequence[int]],
+    vocab_size: int,
+    model_ppl: float,
+) -> tuple[float, str]:
+    """Perplexity of token frequencies alone (add-one counts from the training reviews), scored
+    like `text_perplexity` (every token but each review's first); and the letter that reads it."""
+    counts = Counter(t for seq in train_ids for t in seq)
+    total = sum(counts.values())
+    nll, n = 0.0, 0
+    for seq in heldout_ids:
+        for t in seq[1:]:
+            nll -= math.log((counts[t] + 1) / (total + vocab_size))
+            n += 1
+    unigram_ppl = math.exp(nll / n)
+    letter = "a" if model_ppl < unigram_ppl / 2 else "b" if model_ppl < unigram_ppl else "c"
+    return unigram_ppl, letter
+
+
+def _experiment_matches(got, expected) -> bool:
+    """The measured perplexity within 1% of the reference run's, and the right letter."""
+    try:
+        value, letter = got
+        return math.isclose(float(value), expected[0], rel_tol=1e-2) and (
+            str(letter).strip().lower() == expected[1]
+        )
+    except (TypeError, ValueError):
+        return False
+
+
 def _close_pairs(got, expected) -> bool:
     try:
         return len(got) == len(expected) and all(
@@ -43,8 +76,16 @@ def _close_pairs(got, expected) -> bool:
         return False
 
 
-def exercises(**_context) -> dict[str, Exercise]:
-    """Chapter 2's exercises (they need nothing from the notebook)."""
+def exercises(
+    train_ids=None, heldout_ids=None, vocab_size: int = 0, model_ppl: float = 0.0
+) -> dict[str, Exercise]:
+    """Chapter 2's exercises; the experiment (exercise 4) uses the notebook's token ids of the
+    training and held-out reviews, the vocabulary size and the tiny GPT's perplexity."""
+
+    def experiment_on_the_notebooks_data() -> tuple[float, str]:
+        """The reference answer: `unigram_experiment` on the notebook's reviews."""
+        return unigram_experiment(train_ids, heldout_ids, vocab_size, model_ppl)
+
     gen = torch.Generator().manual_seed(2)
     logit_cases = [
         Case((torch.tensor([0.0, 2.0, 1.0, -1.0]), 2), label="(tensor([0., 2., 1., -1.]), k=2)"),
@@ -105,9 +146,26 @@ def exercises(**_context) -> dict[str, Exercise]:
                 "Build the pairs with `int(i)` and `float(p)`.",
             ],
         ),
+        "unigram_baseline": Exercise(
+            "unigram_baseline",
+            kind="value",
+            solution=experiment_on_the_notebooks_data,
+            compare=_experiment_matches,
+            hints=[
+                "Count every token id of `train_ids` (`collections.Counter`); a token's probability "
+                "is (its count + 1) / (all counts + vocab_size), so unseen tokens are not impossible.",
+                "Score each held-out review from its second token on (the first is context in "
+                "`text_perplexity` too): add -log(probability) per token, divide by the number of "
+                "tokens scored, then exp().",
+                "Compare `TINY_PPL` with your perplexity: less than half of it is 'a', below it but "
+                "more than half is 'b', not below it is 'c'.",
+            ],
+        ),
     }
 
 
 def test_context() -> dict:
-    """What ``exercises()`` needs (nothing)."""
-    return {}
+    """What ``exercises()`` needs, without a tokenizer: a few token-id sequences."""
+    train = [[2, 3, 4, 2, 5], [3, 3, 2, 6], [4, 2, 7, 8, 2]] * 4
+    heldout = [[2, 3, 9, 2], [5, 4, 2]]
+    return {"train_ids": train, "heldout_ids": heldout, "vocab_size": 10, "model_ppl": 3.0}
