@@ -752,7 +752,7 @@ print(
 # regression (L2 strength chosen on validation). This also gives the **like-for-like pair** the
 # question asks for: SmolLM2 has the same architecture family and tokenizer as the tiny GPT, so
 # the probe on SmolLM2 versus on the tiny GPT measures what pretraining *at scale* buys. (Fully
-# fine-tuning SmolLM2 would take about 5 s per step here — measured in 2.7 — so minutes per
+# fine-tuning SmolLM2 would take seconds per step here — measured in 2.7 — so minutes per
 # epoch; the frozen probe needs one forward pass per review.)
 
 # %%
@@ -1013,9 +1013,9 @@ print(f"validation accuracies span {spread.min():.1%} – {spread.max():.1%}; th
 # validation the bare context, the instruction and the output format sit inside each other's
 # intervals, and only the full prompt with examples falls clearly lower (its interval barely
 # touches the bare context's). The chosen prompt then scores lower on test than on validation:
-# a choice made on 48 reviews is itself noisy. The generated answer
-# above also shows that the model need not follow the one-word output format: reading the
-# probabilities of the label words is more reliable than parsing free text.
+# a choice made on 48 reviews is itself noisy. Reading the probabilities of the two label words,
+# rather than parsing the generated text as in the example above, always yields a label, even
+# when a small model does not follow the one-word output format.
 #
 # ## 2.4 What fine-tuning and prompt design each change
 #
@@ -1316,8 +1316,8 @@ display(intrinsic.round(3))
 # %% [markdown]
 # Read together: a test accuracy is an estimate with an interval, and differences smaller than
 # that interval are not results; the validation accuracy of a setting chosen *because* it was
-# best on validation is optimistic (the `val. - test` column), which is why the test reviews are
-# scored only once, after every choice. And perplexity and task accuracy are different
+# best on validation tends to be optimistic (the `val. - test` column, on average), which is
+# why the test reviews are scored only once, after every choice. And perplexity and task accuracy are different
 # measures: our pretraining lowered the perplexity a great deal without making the features
 # better for sentiment, while SmolLM2 is better on both. A lower perplexity is a promise, not a
 # result; the task measures it.
