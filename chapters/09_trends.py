@@ -81,7 +81,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # is loaded in a second.
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 18.4 min on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 23.8 min on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
@@ -92,6 +92,7 @@ USE_CACHE = True  # reuse finished runs with the same configuration
 
 # %%
 import copy
+import dataclasses
 import math
 import tempfile
 import time
@@ -137,6 +138,7 @@ from course_utils.prompting import (
     label_token_ids,
     render_prompt,
 )
+from course_utils.strategies import head_modules
 from course_utils.training import TrainConfig, count_parameters, predict, seed_everything, train
 
 transformers.utils.logging.disable_progress_bar()  # keep the stored outputs short
@@ -149,12 +151,12 @@ N_TRAIN = 2 if SMOKE else 256  # training reviews for LoRA vs full (chapter 5's 
 N_TEST = 4 if SMOKE else 300  # test reviews every model is scored on (a fixed random subset)
 BATCH = 2 if SMOKE else 8  # examples per optimizer step everywhere in this chapter
 COST_STEPS = 1 if SMOKE else 2  # timed training steps per cost measurement (after a warm-up)
-N_PPL = 16 if SMOKE else 200  # held-out test reviews for perplexity
+N_PPL = 8 if SMOKE else 200  # held-out test reviews for perplexity
 PRETRAIN_STEPS = 2 if SMOKE else 100  # optimizer steps of the tiny GPT's pretraining
 N_CANARY_REVIEWS = 0 if SMOKE else 64  # reviews the canaries are hidden among
 REPEATS = (0, 1, 0, 1) if SMOKE else (0, 1, 4, 16)  # copies of each canary (0: a control)
 CANARY_EPOCHS = 1 if SMOKE else 3
-SECRET_LENGTH = 2 if SMOKE else 4  # digits: 100 or 10,000 possible secrets
+SECRET_LENGTH = 1 if SMOKE else 4  # digits: 10 or 10,000 possible secrets
 N_IG = 4 if SMOKE else 200  # test reviews explained with integrated gradients
 IG_STEPS = 8 if SMOKE else 32  # integration steps
 DELETE_K = (1, 2) if SMOKE else (1, 2, 3)  # tokens deleted in the faithfulness test
@@ -444,16 +446,80 @@ for m in (ENCODER, DECODER):
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
-# **MiniLM's LoRA arm did not learn the task with this recipe**: its test accuracy in the table is
-# below the majority baseline printed at the top of the chapter, so that row is not a verdict on
-# LoRA against full fine-tuning — it says that one epoch of `N_TRAIN` reviews at this rate is too
-# little for this arm. Two explanations fit, and neither is tested here: LoRA's adapters start at
-# zero and the classification head is new, so a few dozen small steps barely move them; and peft
-# trains only the classifier, so BERT's pretrained pooler sits frozen between the encoder and the
-# classifier (chapter 3 trains the pooler together with the adapters and gives LoRA its own
-# learning-rate search and a larger step budget; that is the comparison of accuracy to trust).
-# SmolLM2, whose LoRA learns its prompt format, shows the other case: the two arms are within
-# noise. The memory and time measurements above do not depend on any of this.
+# **If MiniLM's LoRA arm is at or below the majority baseline** (compare the table with the
+# baseline printed at the top of the chapter), that row is not a verdict on LoRA against full
+# fine-tuning: it would say that one epoch of `N_TRAIN` reviews at this rate is too little for
+# this arm. Two explanations fit, and the next cell tests both: LoRA's adapters start at zero and
+# the classification head is new, so a few dozen small steps barely move them (test: more
+# epochs); and peft trains only the classifier, so BERT's pretrained pooler sits frozen between
+# the encoder and the classifier (test: train the pooler with the adapters, as chapter 3 does).
+
+# %%
+FOLLOWUP_EPOCHS = 1 if SMOKE else 4
+
+
+def minilm_lora_followup(train_pooler: bool, num_epochs: int) -> dict:
+    """MiniLM with LoRA, the pooler trained or not, for `num_epochs` epochs (cached)."""
+    base = recipe(ENCODER, "LoRA")
+    key = run_key(model=ENCODER, arm="LoRA follow-up", lr=base.lr, lora=base.lora, batch=BATCH,
+                  pooler=train_pooler, epochs=num_epochs)  # fmt: skip
+
+    def run():
+        seed_everything(SEED)
+        model, enc_tokenizer = load_classifier(ENCODER, num_labels=2, device=DEVICE)
+        lora = base.lora | ({"modules_to_save": head_modules(model)} if train_pooler else {})
+        config = dataclasses.replace(base, lora=lora, num_epochs=num_epochs)
+        history = train(model, train_small, config=config, tokenizer=enc_tokenizer)
+        scores = predict(history.model, test_sub, enc_tokenizer, batch_size=64)
+        return {"scores": np.asarray(scores), "steps": history.total_steps,
+                "trainable": count_parameters(history.model, trainable_only=True)}  # fmt: skip
+
+    return cache.run(key, run, name=f"minilm-lora-pooler{int(train_pooler)}-e{num_epochs}")
+
+
+followups = {
+    "as in the table (1 epoch, pooler frozen)": {
+        "scores": tuned[(ENCODER, "LoRA")]["scores"],
+        "steps": tuned[(ENCODER, "LoRA")]["history"].total_steps,
+        "trainable": tuned[(ENCODER, "LoRA")]["trainable"],
+    },
+    "pooler trained too (1 epoch)": minilm_lora_followup(True, 1),
+    f"{FOLLOWUP_EPOCHS} epochs (pooler frozen)": minilm_lora_followup(False, FOLLOWUP_EPOCHS),
+    f"{FOLLOWUP_EPOCHS} epochs, pooler trained": minilm_lora_followup(True, FOLLOWUP_EPOCHS),
+}
+followup_table = pd.DataFrame({
+    name: {"optimizer steps": r["steps"], "trainable parameters": r["trainable"],
+           "test accuracy": accuracy(r["scores"]),
+           "± s.e.": binomial_se(accuracy(r["scores"]), N_TEST)}
+    for name, r in followups.items()
+}).T  # fmt: skip
+display(followup_table.style.format({"optimizer steps": "{:.0f}", "trainable parameters": "{:,.0f}",
+                                     "test accuracy": "{:.1%}", "± s.e.": "{:.1%}"}))  # fmt: skip
+acc_full_minilm = accuracy(tuned[(ENCODER, "full")]["scores"])
+verdicts = []
+for name, row in followup_table.iloc[1:].iterrows():
+    base_acc = followup_table["test accuracy"].iloc[0]
+    noise = 2 * math.hypot(row["± s.e."], followup_table["± s.e."].iloc[0])
+    change = row["test accuracy"] - base_acc
+    verdicts.append(
+        f"- {name}: {row['test accuracy']:.1%} ("
+        + (
+            f"{change:+.1%} against the table's LoRA row, beyond the ±{noise:.1%} of two standard "
+            f"errors"
+            if abs(change) > noise
+            else "within noise of the table's LoRA row"
+        )
+        + ("; above" if row["test accuracy"] > majority + 2 * row["± s.e."] else "; not above")
+        + f" the majority class {majority:.1%}; full fine-tuning reached {acc_full_minilm:.1%})."
+    )
+display(Markdown("\n".join(verdicts)))
+
+# %% [markdown]
+# One seed and `N_TEST` test reviews per row, so read only differences beyond the printed noise.
+# The longer rows had four times the steps of the full fine-tuning they are printed next to: they
+# test whether the budget held LoRA back, not whether LoRA beats full fine-tuning.
+# Whatever the rows show, the memory and time measurements above do not depend on them. SmolLM2,
+# whose LoRA learns its prompt format, shows the other case in the table: compare its two arms.
 #
 # How to read this. The **weights** are there whatever you do (fp32 here: 4 bytes a parameter).
 # Full fine-tuning adds a gradient and two AdamW moments per weight, three more copies of the
@@ -1000,43 +1066,63 @@ fig.tight_layout()
 plt.show()
 
 # %%
-top = exposure_main.iloc[-1]
-first_max = next(
-    (
-        c
-        for c in exposure_main.columns
-        if exposure_main.loc[exposure_main.index[-1], c] >= max_bits - 1e-9
-    ),
-    None,
+top = exposure_main.iloc[-1]  # the most repeated canary
+first_max = next((c for c in exposure_main.columns if top[c] >= max_bits - 1e-9), None)
+after_epoch1 = exposure_main.columns[1]
+gained_epoch1 = top[after_epoch1] - top.iloc[0]
+gained_total = top[last] - top.iloc[0]
+final_by_copies = exposure_main[last].to_numpy()
+monotonic = bool(np.all(np.diff(final_by_copies) >= 0))
+extracted = [e["extracted"] for e in planted_run["rows"][-1]["exposures"]]
+same_secret_elsewhere = [
+    f"canary {i + 1}" for i, e in enumerate(extracted[:-1]) if e == canaries[-1].secret
+]
+# the trained canaries that were not memorised, and among them the lowest start
+stayed_low = [i for i, n in enumerate(REPEATS) if n > 0 and final_by_copies[i] < max_bits - 1]
+lowest_prior = min(stayed_low, key=lambda i: exposure_main.iloc[i, 0], default=None)
+copies_line = ", ".join(
+    f"{n} copies {v:.1f}" for n, v in zip(REPEATS, final_by_copies, strict=True)
 )
 display(Markdown(
     f"- With **{REPEATS[-1]} copies** the secret went from {top.iloc[0]:.1f} bits before training to "
     f"{top[last]:.1f} {last}" + (f" (ranked first already {first_max})" if first_max else "")
-    + f"; greedy decoding from its prefix writes {planted_run['rows'][-1]['exposures'][-1]['extracted']!r} "
-    f"(the secret is {canaries[-1].secret!r}). With a name the training data never contained, "
-    f"the same sentence gives {planted_run['unseen_name']!r}.\n"
-    f"- The exposure grows with the number of copies: {', '.join(f'{n} copies {v:.1f}' for n, v in zip(REPEATS, exposure_main[last], strict=True))} bits {last}.\n"
-    f"- **Fewer epochs** is a weak mitigation: the column after epoch 1 already shows most of the "
-    f"final exposure of the most repeated canary.\n"
-    f"- **Deduplication** leaves one copy of every canary: the most repeated one falls from "
-    f"{top[last]:.1f} to {canary_table[f'deduplicated, {last}'].iloc[-1]:.1f} bits."
+    + f"; greedy decoding from its prefix writes {extracted[-1]!r} (the secret is "
+    f"{canaries[-1].secret!r}). With a name the training data never contained, the same sentence "
+    f"gives {planted_run['unseen_name']!r}.\n"
+    + (f"- The exposure grows with the number of copies: {copies_line} bits {last}.\n" if monotonic
+       else f"- The exposure does **not** grow steadily with the number of copies: {copies_line} "
+            f"bits {last}. One canary per count and one seed: a canary a few bits above its "
+            f"*before* value is weak evidence on its own (by chance, *x* bits has probability "
+            f"about 2⁻ˣ).\n")
+    + (f"- **Fewer epochs**: the most repeated canary gained only {gained_total:.1f} bits in all, "
+       "so there is nothing for fewer epochs to reduce in this run.\n" if gained_total <= 1
+       else f"- **Fewer epochs**: after epoch 1 the most repeated canary had gained "
+            f"{gained_epoch1:.1f} of its final {gained_total:.1f} bits "
+            f"({gained_epoch1 / gained_total:.0%}); "
+            + ("most of the memorisation happens in the first epoch, so stopping early is a weak "
+               "mitigation.\n" if gained_epoch1 >= 0.8 * gained_total
+               else "stopping earlier would have reduced its exposure in this run, without any "
+                    "guarantee.\n"))
+    + f"- **Deduplication** leaves one copy of every canary: the most repeated one falls from "
+    f"{top[last]:.1f} to {canary_table[f'deduplicated, {last}'].iloc[-1]:.1f} bits.\n"
+    + (f"- Greedy decoding writes the {REPEATS[-1]}-copy secret after other prefixes too "
+       f"({', '.join(same_secret_elsewhere) or 'none of the other canaries'}"
+       + (", and the unseen name" if planted_run["unseen_name"] == canaries[-1].secret else "")
+       + "): what was memorised is the pattern \"…'s … code is\" followed by that number, not a "
+       "link between a person and a number.\n"
+       if same_secret_elsewhere or planted_run["unseen_name"] == canaries[-1].secret else "")
+    + (f"- Of the trained canaries that were not memorised, canary {lowest_prior + 1} "
+       f"({REPEATS[lowest_prior]} copies) started lowest, at "
+       f"{exposure_main.iloc[lowest_prior, 0]:.1f} bits before training, and ended at "
+       f"{exposure_main.iloc[lowest_prior][last]:.1f}: the model's prior can work against a "
+       f"secret; whether that is why it rose so little is not tested here."
+       if lowest_prior is not None else "")
 ))  # fmt: skip
 
 # %% [markdown]
-# **Read the table, not only the lines above.** Two of those lines come from a template that
-# expected a cleaner result than this run gave, and the table contradicts them. The exposure did
-# *not* grow with the number of copies for every canary: the 4-copy canary stayed near chance in
-# both runs while the 1-copy canary rose. And after epoch 1 the 16-copy canary was not yet ranked
-# first (the table's epoch columns), so fewer epochs did reduce its exposure in this run, though
-# without any guarantee. Only the most repeated
-# canary was clearly memorised: for a secret the model has not learned, the chance of reaching
-# *x* bits is about 2⁻ˣ, so one canary a few bits above its *before* value is weak evidence on
-# its own (one canary per count, one seed). Two observations, neither followed up here: greedy
-# decoding writes the 16-copy secret after other prefixes as well — the 1-copy canary's, and the
-# 16-copy sentence with a name the data never contained — so what was memorised is the pattern
-# "…'s … code is" followed by that secret, not a link between a person and a number; and the
-# 4-copy canary's secret started near the bottom of the ranking (its *before* column), so the
-# model's prior worked against it — whether that is why four copies did not lift it is untested.
+# **Read the table, not only the lines above.** They are computed from the table, but one canary
+# per number of copies and one seed make every single cell noisy; only a canary that climbs to the
+# maximum (ranked first of all candidates) is clear evidence of memorisation.
 #
 # Read the *before* column as well: the pretrained model already has preferences among numbers
 # (round or repeated digits are likelier), so a secret can start above 1 bit by chance — which is
@@ -1644,8 +1730,10 @@ for key, value in summary_numbers.items():
 #   gradients and optimizer state of the rest — the part of memory that grows with the model. It
 #   does not remove the activations or most of the compute: the backward pass still runs through
 #   the frozen network. Gradient checkpointing shrinks the activations for some extra compute.
-#   With one epoch of the small training set, MiniLM's LoRA arm did not learn at all, so that
-#   accuracy comparison needs chapter 3's tuned recipe; SmolLM2's two arms are within noise.
+#   With one epoch of the small training set, MiniLM's LoRA arm did not learn; the follow-up
+#   found the step budget to be the cause (more epochs lifted it well above the majority class,
+#   training the pooler helped less), so an accuracy comparison of LoRA and full fine-tuning needs
+#   each arm's own budget and learning rate, as in chapter 3. SmolLM2's two arms are within noise.
 # - **Quantisation.** Dynamic int8 made chapter 5's classifier smaller and faster on this CPU at
 #   no measurable accuracy cost (a few predictions changed); `torch.ao.quantization` is deprecated,
 #   and its torchao successor needs `torch.compile` to be fast. The same dynamic int8 broke
@@ -1672,7 +1760,7 @@ for key, value in summary_numbers.items():
 #
 # ## 小结
 #
-# - **效率。** LoRA 只训练不到百分之一的参数，省掉了其余参数的梯度和优化器状态——也就是随模型规模增长的那部分内存；但它省不掉激活值，也省不掉大部分计算：反向传播仍要穿过整个冻结的网络。梯度检查点用额外的计算换取更小的激活内存。只训练小训练集的一个轮次时，MiniLM 的 LoRA 完全没有学会任务，因此准确率的比较要看第 3 章调过参数的实验；SmolLM2 的两种方法差异在噪声范围内。
+# - **效率。** LoRA 只训练不到百分之一的参数，省掉了其余参数的梯度和优化器状态——也就是随模型规模增长的那部分内存；但它省不掉激活值，也省不掉大部分计算：反向传播仍要穿过整个冻结的网络。梯度检查点用额外的计算换取更小的激活内存。只训练小训练集的一个轮次时，MiniLM 的 LoRA 没有学会任务；后续实验表明原因是训练步数太少（多训练几个轮次后准确率远高于多数类基线，同时训练 pooler 的帮助较小），因此比较 LoRA 与全量微调的准确率时，每种方法都要有自己的步数和学习率，正如第 3 章所做；SmolLM2 的两种方法差异在噪声范围内。
 # - **量化。** 动态 int8 让第 5 章的分类器在这台 CPU 上更小、更快，准确率没有可测量的损失（少数预测改变了）；`torch.ao.quantization` 已被弃用，其继任者 torchao 需要 `torch.compile` 才能变快。SmolLM2 本身就是以 4 比特（矩阵为 Q4_1，嵌入层用更宽的格式）发布的：离线无法得知这带来了多少损失；同样的动态 int8 却让 SmolLM2 的困惑度大幅上升（主要解释是激活值中的离群特征，未经检验）；再舍入到另一种网格的代价随网格变粗而增大（Q8_0 几乎没有影响，Q5_0 明显，Q4_0 最大）。
 # - **规模。** 课程的三个模型在每个维度上都按规模排序——但它们在其他方面也各不相同，因此无法对缩放定律作出任何定量结论；缩放定律需要一次只改变一个因素的模型族。
 # - **隐私。** 微调记住了重复次数最多的秘密，直到贪心解码能把它原样写出——换成训练数据里从未出现的名字也一样，说明模型记住的是句式而不是人；副本较少时没有一致的效果（每个副本数只有一个金丝雀、一个种子）；去重让重复最多的秘密回到随机水平；只训练一个轮次而不是三个时，它还没有排到第一位。差分隐私是有理论保证的防御，而最好的办法是根本不用秘密来训练。
