@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -346,6 +347,24 @@ def test_tokenize_dataset_and_extra_columns(tiny_bert, sentiment_data):
     extra = data.add_column("example_id", list(range(len(data))))
     history = train(model, extra, extra, quick(num_epochs=1), tok, compute_metrics)
     assert history.evals and history.evals[-1]["accuracy"] >= 0
+
+
+def test_tokenized_copies_of_one_dataset_never_share_a_cache_file(
+    tiny_bert, sentiment_data, tmp_path
+):
+    """tokenize_dataset names the fingerprint itself: settings that change the tokens change it,
+    so a dataset backed by files (where `datasets` reuses cache files by fingerprint) never
+    returns another setting's tokens."""
+    _, tok = tiny_bert
+    sentiment_data[0].save_to_disk(str(tmp_path / "data"))
+    on_disk = datasets.load_from_disk(str(tmp_path / "data"))
+    short = tokenize_dataset(on_disk, tok, max_length=4)
+    long = tokenize_dataset(on_disk, tok, max_length=16)
+    again = tokenize_dataset(on_disk, tok, max_length=4)
+    assert max(len(x) for x in short["input_ids"]) == 4
+    assert max(len(x) for x in long["input_ids"]) > 4
+    assert short._fingerprint == again._fingerprint != long._fingerprint
+    assert again["input_ids"] == short["input_ids"]
 
 
 def test_missing_tokenizer_is_a_clear_error(tiny_bert, sentiment_data):
