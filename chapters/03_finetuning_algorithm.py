@@ -137,8 +137,8 @@ warnings.filterwarnings("ignore", message=".*modules_to_save.*")  # peft on the 
 transformers.utils.logging.set_verbosity_error()  # no load reports ("classifier.weight MISSING")
 notebook_start = time.perf_counter()
 
-TRAIN_N = 32 if SMOKE else 256  # training reviews, the same for every strategy (as in chapter 5)
-BATCH_SIZE = 16
+TRAIN_N = 16 if SMOKE else 256  # training reviews, the same for every strategy (as in chapter 5)
+BATCH_SIZE = 8 if SMOKE else 16
 STEPS = math.ceil(TRAIN_N / BATCH_SIZE)  # the step budget of every run: one epoch of TRAIN_N
 VAL_N = 16 if SMOKE else 500  # validation reviews: every choice is made on them
 TEST_N = 16 if SMOKE else None  # None: the whole test split
@@ -146,7 +146,7 @@ MAX_LENGTH = 64  # tokens; the training reviews have a median of 26 and a maximu
 # the learning-rate searches use seed SEED; the reported runs use other seeds, for the spread
 SEEDS = [SEED + 1] if SMOKE else [SEED + 1, SEED + 2, SEED + 3]
 CHECK_STEPS = 2 if SMOKE else 3  # steps of the hand-written loop checked against train()
-DATA_SIZES = [16, TRAIN_N] if SMOKE else [64, TRAIN_N]  # §3.4: labelled reviews, same steps
+DATA_SIZES = [8, TRAIN_N] if SMOKE else [64, TRAIN_N]  # §3.4: labelled reviews, same steps
 RANDOM_LRS = [1e-3] if SMOKE else [3e-4, 1e-3, 3e-3]  # §3.4: the random model's own search
 RANDOM_STEPS = 2 * STEPS  # ... and its own, larger, step budget
 PROBE_N = 64 if SMOKE else 3000  # training reviews of the converged probes (chapter 4: 3000)

@@ -1253,8 +1253,9 @@ def mt_messages(chinese, few_shot: bool):
 
 memory = TfidfVectorizer(analyzer="char", ngram_range=(1, 2)).fit(hsk["train"]["chinese"])
 t0 = time.perf_counter()
-nearest = retrieval.cosine_similarity(memory.transform(mt_test["chinese"]).toarray(),
-                                      memory.transform(hsk["train"]["chinese"]).toarray()).argmax(1)  # fmt: skip
+# TF-IDF rows have unit length, so a sparse dot product is the cosine (no dense train matrix)
+similarity = memory.transform(mt_test["chinese"]) @ memory.transform(hsk["train"]["chinese"]).T
+nearest = np.asarray(similarity.argmax(axis=1)).ravel()
 mt_memory = [hsk["train"][int(i)]["english"] for i in nearest]
 memory_s = time.perf_counter() - t0
 
