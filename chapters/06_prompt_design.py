@@ -378,7 +378,7 @@ def draw_examples(k: int, draw: int) -> list[tuple[str, int]]:
 
 k_max = max(K_VALUES)
 bench_examples = draw_examples(k_max, 0)
-bench_texts = sweep_set["text"][: min(8, N_SWEEP)]
+bench_texts = sweep_set["text"][: 2 if SMOKE else 8]
 bench_prompts = [render_prompt(tokenizer, DEFAULT, t, bench_examples) for t in bench_texts]
 encoded = tokenizer(bench_prompts, add_special_tokens=False)["input_ids"]
 n_shared = common_prefix_length(encoded)
@@ -561,7 +561,7 @@ rng_order = np.random.default_rng([SEED, 4, 99])
 train_labels = np.array(train_split["label"])
 shuffled = rng_order.permutation(len(train_split))
 order_pool = {lab: [int(i) for i in shuffled[train_labels[shuffled] == lab][:2]] for lab in (0, 1)}
-ORDERS = ["NNPP", "PPNN", "NPNP", "PNPN"] if not SMOKE else ["NP", "PN"]
+ORDERS = ["NNPP", "PPNN", "NPNP", "PNPN"] if not SMOKE else ["NP"]
 order_rows = []
 for order in ORDERS:
     taken = {0: iter(order_pool[0]), 1: iter(order_pool[1])}
@@ -724,9 +724,9 @@ WORDINGS = {
     "terse": ("", "Sentiment ({pos}/{neg}): {text}"),
 }  # fmt: skip
 LABEL_WORDS = [("negative", "positive"), ("bad", "good"), ("No", "Yes")]
-if SMOKE:  # two wordings and two pairs of label words are enough to exercise the code
+if SMOKE:  # two wordings and one pair of label words are enough to exercise the code
     WORDINGS = dict(list(WORDINGS.items())[:2])
-    LABEL_WORDS = LABEL_WORDS[:2]
+    LABEL_WORDS = LABEL_WORDS[:1]
 
 
 def make_template(wording: str, words: tuple[str, str]) -> PromptTemplate:
