@@ -70,7 +70,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # Hugging Face Hub id; `DEVICE = "auto"` picks a CUDA GPU, then Apple's MPS, then the CPU.
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 13.4 min on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 14.3 min on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
@@ -866,8 +866,10 @@ recipe = (
     if old_b is not None else "the fixed recipe was not in the grid"
 )  # fmt: skip
 features_verdict = (
-    "the shortfall is in the **features** our pretraining produced, not in how they were "
-    "fine-tuned" if beyond(ours_gain, probe_noise) == "within noise"
+    "the gap to SmolLM2 and MiniLM is in the **features** our pretraining produced (frozen, "
+    "they hold no more about sentiment than random ones), not in how they were fine-tuned; why "
+    "fine-tuning from them can end below random weights, these tests do not explain"
+    if beyond(ours_gain, probe_noise) == "within noise"
     and beyond(scale_gain, probe_noise) == "beyond noise"
     else "the probe does not single out the features (see its table)"
 )  # fmt: skip
@@ -893,7 +895,7 @@ display(Markdown(
 ))  # fmt: skip
 
 # %% [markdown]
-# Read the last sentences carefully. "The shortfall is in the features" is about the gap to
+# Read the last sentences carefully. The sentence about the features is about the gap to
 # SmolLM2 and MiniLM: frozen, the tiny GPT's pretrained body holds no more about sentiment than
 # its random body, while SmolLM2's holds a lot, and none of the fine-tuning choices tested
 # closed that gap. It does **not** explain why fine-tuning from our pretrained body ends *below*
