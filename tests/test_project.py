@@ -163,7 +163,7 @@ def test_reference_dir_and_splits(tmp_path):
     reviews = DatasetDict({s: make_sentiment_dataset(100, seed=i)
                            for i, s in enumerate(["train", "validation", "test"])})  # fmt: skip
     train, val, test = project.reference_splits(config, reviews)
-    assert (len(train), len(val), len(test)) == (64, 64, 64)
-    assert train["text"] == reviews["train"].shuffle(seed=0).select(range(64))["text"]
+    assert (len(train), len(val), len(test)) == (32, 32, 32)  # SMOKE_SETTINGS
+    assert train["text"] == reviews["train"].shuffle(seed=0).select(range(32))["text"]
     full = project.reference_splits(project.reference_config(False, 16), reviews)
     assert [len(s) for s in full] == [100, 100, 100]
