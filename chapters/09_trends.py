@@ -133,6 +133,7 @@ from course_utils.privacy import Canary, canary_exposure, greedy_extraction, mak
 from course_utils.project import reference_classifier, small_train_set
 from course_utils.prompting import (
     PromptTemplate,
+    binomial_se,
     calibrate,
     label_logprobs,
     label_token_ids,
@@ -204,10 +205,6 @@ def fresh_decoder():
 
 def accuracy(scores, labels=y_test) -> float:
     return float((np.asarray(scores).argmax(axis=1) == labels).mean())
-
-
-def binomial_se(p: float, n: int) -> float:
-    return math.sqrt(p * (1 - p) / n)
 
 
 # %% [markdown]

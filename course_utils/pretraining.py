@@ -157,6 +157,17 @@ def perplexity(
     return math.exp(total_loss / total_tokens)
 
 
+def _right_padded(seqs: Sequence[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token-id lists as one right-padded batch (pad id 0, masked out) and its attention mask."""
+    width = max(len(seq) for seq in seqs)
+    batch = torch.zeros(len(seqs), width, dtype=torch.long)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        batch[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    return batch.to(device), mask.to(device)
+
+
 @torch.no_grad()
 def text_perplexity(
     model,
@@ -186,14 +197,7 @@ def text_perplexity(
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))  # little padding
     total_loss, total_tokens = 0.0, 0
     for start in range(0, len(order), batch_size):
-        chunk = [seqs[i] for i in order[start : start + batch_size]]
-        width = max(len(s) for s in chunk)
-        batch = torch.zeros(len(chunk), width, dtype=torch.long)
-        mask = torch.zeros(len(chunk), width, dtype=torch.long)
-        for row, seq in enumerate(chunk):
-            batch[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        batch, mask = batch.to(device), mask.to(device)
+        batch, mask = _right_padded([seqs[i] for i in order[start : start + batch_size]], device)
         logits = model(input_ids=batch, attention_mask=mask).logits.float()
         targets = batch[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
         total_loss += nn.functional.cross_entropy(
@@ -236,13 +240,7 @@ def decoder_features(
     last = np.zeros_like(mean)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        width = max(len(ids[i]) for i in rows)
-        batch = torch.zeros(len(rows), width, dtype=torch.long)
-        mask = torch.zeros(len(rows), width, dtype=torch.long)
-        for r, i in enumerate(rows):
-            batch[r, : len(ids[i])] = torch.tensor(ids[i])
-            mask[r, : len(ids[i])] = 1
-        batch, mask = batch.to(device), mask.to(device)
+        batch, mask = _right_padded([ids[i] for i in rows], device)
         hidden = body(input_ids=batch, attention_mask=mask).last_hidden_state.float()
         m = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = ((hidden * m).sum(1) / m.sum(1).clamp(min=1)).cpu().numpy()

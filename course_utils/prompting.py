@@ -220,15 +220,13 @@ def label_auc(logprobs: np.ndarray, labels: Sequence[int]) -> float:
     threshold, so a constant label bias, or contextual calibration (which shifts every log-odds
     by the same constant), leaves it unchanged. 0.5 is chance; `nan` when one class is missing.
     """
+    from sklearn.metrics import roc_auc_score
+
     logprobs = np.asarray(logprobs, dtype=np.float64)
     labels = np.asarray(labels)
-    odds = logprobs[:, 1] - logprobs[:, 0]
-    pos, neg = odds[labels == 1], odds[labels == 0]
-    if len(pos) == 0 or len(neg) == 0:
+    if len(np.unique(labels)) < 2:
         return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum()
-    ties = (pos[:, None] == neg[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
+    return float(roc_auc_score(labels, logprobs[:, 1] - logprobs[:, 0]))
 
 
 def binomial_se(accuracy: float, n: int) -> float:
