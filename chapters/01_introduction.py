@@ -290,7 +290,7 @@ plt.show()
 # positive movie review." than to the negative description. We measure it on real movie-review
 # snippets with human ratings (the course's main data set, Hutto & Gilbert 2014).
 
-# %%
+# %% tags=["course-summary"]
 reviews = load_movie_reviews()["test"].shuffle(seed=SEED).select(range(N_REVIEWS))
 descriptions = ["This is a negative movie review.", "This is a positive movie review."]
 label_vectors = embed(descriptions)

@@ -695,7 +695,7 @@ plt.tight_layout()
 plt.show()
 
 
-# %%
+# %% tags=["course-summary"]
 def half_width(p: float, n: int) -> float:
     """95% half-width of the difference of two accuracies near p on n reviews each."""
     return 1.96 * math.sqrt(2 * p * (1 - p) / n)
@@ -1027,7 +1027,7 @@ print(f"validation accuracies span {spread.min():.1%} – {spread.max():.1%}; th
 # fine-tuned MiniLM's accuracy on all `N_TEST` is shown too), against the prompt chosen on
 # validation.
 
-# %%
+# %% tags=["course-summary"]
 minilm = arms["(c) MiniLM, pretrained"]["runs"][0]
 minilm_params = count_parameters(finetuned["(c) MiniLM, pretrained"])
 smol_probe = probes[chosen_pooling[SMOL]]

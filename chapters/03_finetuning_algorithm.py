@@ -1242,7 +1242,7 @@ ex["last_layer_verdict"].check(LAST_LAYER_VERDICT)
 # The numbers behind each point are computed above; here they are once more, from the same
 # variables.
 
-# %%
+# %% tags=["course-summary"]
 minutes = (time.perf_counter() - notebook_start) / 60
 all_runs = [r for rs in runs.values() for r in rs]
 cached = sum(r["cached"] for r in all_runs)

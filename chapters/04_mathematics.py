@@ -1248,7 +1248,7 @@ ex["rebuilt_adam"].check(REBUILT_ADAM)
 # The numbers behind each point are computed above; here they are once more, from the same
 # variables.
 
-# %%
+# %% tags=["course-summary"]
 minutes = (time.perf_counter() - notebook_start) / 60
 article_end, gd_end = runs_1d[0.0][0][-1], runs_1d[0.0][1][-1]
 print(

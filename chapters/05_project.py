@@ -1749,7 +1749,7 @@ ex["negation_experiment"].check(answer)
 # %% [markdown]
 # ## Summary
 
-# %%
+# %% tags=["course-summary"]
 minutes = (time.perf_counter() - notebook_start) / 60
 results = [trainer_result, small_result, *lr_runs.values(), *overfit.values(), *reg_runs.values(),
            aug_result, steps_control, *article.values(), *long_runs.values(), big_lr_run]  # fmt: skip

@@ -1667,7 +1667,7 @@ ex["best_lead_length"].check(BEST_LEAD_N)
 #
 # The numbers of this run (every one computed above):
 
-# %%
+# %% tags=["course-summary"]
 summary_numbers = {
     "MiniLM [UNK] share on Chinese reviews": f"{reading['[UNK] share'].iloc[0]:.1%}",
     f"Chinese sentiment, {len(zh_train)} reviews: TF-IDF / MiniLM / SmolLM2 LoRA":

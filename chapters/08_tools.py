@@ -1728,7 +1728,7 @@ ex["flops_ratio_512"].check(flops_ratio_512)
 #
 # The numbers of this run (every one computed above):
 
-# %%
+# %% tags=["course-summary"]
 summary_numbers = {
     "datasets: batched map speed-up": f"{t_one / t_batched:.1f}x",
     "padding share: fixed 128 / dynamic / length buckets": " / ".join(
