@@ -81,7 +81,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # is loaded in a second.
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 23.8 min on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 18.2 min on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
@@ -137,6 +137,7 @@ from course_utils.prompting import (
     calibrate,
     label_logprobs,
     label_token_ids,
+    paired_gap,
     render_prompt,
 )
 from course_utils.strategies import head_modules
@@ -158,12 +159,13 @@ N_CANARY_REVIEWS = 0 if SMOKE else 64  # reviews the canaries are hidden among
 REPEATS = (0, 1, 0, 1) if SMOKE else (0, 1, 4, 16)  # copies of each canary (0: a control)
 CANARY_EPOCHS = 1 if SMOKE else 3
 SECRET_LENGTH = 1 if SMOKE else 4  # digits: 10 or 10,000 possible secrets
-N_IG = 4 if SMOKE else 200  # test reviews explained with integrated gradients
+N_IG = 4 if SMOKE else 150  # test reviews explained with integrated gradients
 IG_STEPS = 8 if SMOKE else 32  # integration steps
 DELETE_K = (1, 2) if SMOKE else (1, 2, 3)  # tokens deleted in the faithfulness test
 N_RANDOM = 2 if SMOKE else 5  # random deletions per review and k
 K_SHOT = 1 if SMOKE else 4  # examples in the few-shot prompts (chapter 6's closing-table k)
 N_DRAWS = 1 if SMOKE else 3  # random draws of examples
+N_RAG = 4 if SMOKE else 200  # test reviews of 9.6 (the first of the N_TEST; ~1 s each retrieved)
 RETRIEVAL_POOL = 64 if SMOKE else None  # training reviews to retrieve from (None: all)
 device = get_device(DEVICE)
 cache = RunCache(runs_dir() / "cache" / "ch09", enabled=USE_CACHE)
@@ -974,20 +976,24 @@ def exposures(model) -> list[dict]:
             for c in canaries]  # fmt: skip
 
 
-def canary_run(texts: list[str], tag: str) -> dict:
-    """Fine-tune a fresh SmolLM2 on `texts`; exposures before and after every epoch (cached)."""
+def canary_run(texts: list[str], tag: str, every_epoch: bool = True) -> dict:
+    """Fine-tune a fresh SmolLM2 on `texts`; exposures before and after every epoch (cached).
+
+    `every_epoch=False` measures them only after the last epoch (each measurement scores
+    every candidate secret of every canary: seconds each)."""
     key = {"model": DECODER, "texts": config_key({"t": texts}), "epochs": CANARY_EPOCHS,
            "lr": recipe(DECODER, "full").lr, "batch": BATCH, "canaries": [c.text for c in canaries],
-           "device": str(device), "version": 1}  # fmt: skip
+           "every_epoch": every_epoch, "device": str(device), "version": 1}  # fmt: skip
 
     def run():
         model = fresh_decoder()
         steps_per_epoch = math.ceil(len(texts) / BATCH)
-        rows = [{"epoch": 0, "exposures": exposures(model)}]
+        rows = [{"epoch": 0, "exposures": exposures(model)}] if every_epoch else []
         measuring = []
+        last_step = CANARY_EPOCHS * steps_per_epoch
 
         def after_step(step, history):
-            if step % steps_per_epoch == 0:
+            if step % steps_per_epoch == 0 and (every_epoch or step == last_step):
                 t0 = time.perf_counter()
                 rows.append({"epoch": step // steps_per_epoch, "exposures": exposures(model)})
                 measuring.append(time.perf_counter() - t0)
@@ -1016,7 +1022,9 @@ print(f"{h.total_steps} steps, {h.train_time_s - planted_run['measure_s']:.0f} s
 
 # %%
 deduplicated = list(dict.fromkeys(planted))
-dedup_run = canary_run(deduplicated, "deduplicated")
+dedup_run = canary_run(
+    deduplicated, "deduplicated", every_epoch=False
+)  # the last epoch is compared
 print(f"deduplicated: {len(planted)} → {len(deduplicated)} texts")
 
 
@@ -1349,7 +1357,7 @@ print(f"k = {DELETE_K[-1]}: integrated gradients flip {ig_rate:.1%}, attention {
 # embeddings (mean of the last hidden states over the real tokens — how all-MiniLM-L6-v2 was
 # trained to be used), with the most similar example placed last, next to the review.
 #
-# Fair comparison on the same `N_TEST` test reviews, the same prompt (chapter 6's default), the
+# Fair comparison on the same `N_RAG` test reviews, the same prompt (chapter 6's default), the
 # same verbalizer and the same calibration (one content-free input, "N/A", with the same examples,
 # for both arms): zero-shot; `K_SHOT` random examples, `N_DRAWS` draws; `K_SHOT` retrieved
 # examples. Two baselines: the majority class and the **neighbours' vote** — the majority label of
@@ -1362,24 +1370,31 @@ encoder, encoder_tokenizer = load_encoder(ENCODER, device=DEVICE)
 
 @torch.no_grad()
 def embed(texts: list[str], batch_size: int = 128) -> np.ndarray:
-    """Mean-pooled, L2-normalised MiniLM embeddings (one row per text)."""
+    """Mean-pooled, L2-normalised MiniLM embeddings (one row per text, in the order given).
+
+    Texts are batched in order of length, so a batch pads to similar lengths (chapter 8
+    measured the waste of padding random neighbours together), then put back in order."""
+    order = np.argsort([len(t) for t in texts], kind="stable")
     rows = []
     for start in range(0, len(texts), batch_size):
-        batch = encoder_tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
-                                  max_length=128, return_tensors="pt").to(encoder.device)  # fmt: skip
+        chunk = [texts[i] for i in order[start : start + batch_size]]
+        batch = encoder_tokenizer(chunk, padding=True, truncation=True, max_length=128,
+                                  return_tensors="pt").to(encoder.device)  # fmt: skip
         hidden = encoder(**batch).last_hidden_state
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1)
         rows.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
-    return torch.cat(rows).numpy()
+    embeddings = torch.cat(rows).numpy()
+    return embeddings[np.argsort(order)]
 
 
 pool = (
     reviews["train"] if RETRIEVAL_POOL is None else reviews["train"].select(range(RETRIEVAL_POOL))
 )
 pool_texts, pool_labels = list(pool["text"]), np.array(pool["label"])
+rag_set, y_rag = test_sub.select(range(N_RAG)), y_test[:N_RAG]  # every arm on these reviews
 t0 = time.perf_counter()
-pool_emb, test_emb = embed(pool_texts), embed(list(test_sub["text"]))
+pool_emb, test_emb = embed(pool_texts), embed(list(rag_set["text"]))
 similarity = test_emb @ pool_emb.T
 neighbours = np.argsort(-similarity, axis=1, kind="stable")[:, :K_SHOT][
     :, ::-1
@@ -1387,7 +1402,7 @@ neighbours = np.argsort(-similarity, axis=1, kind="stable")[:, :K_SHOT][
 print(f"{len(pool_texts):,} training reviews embedded in {time.perf_counter() - t0:.0f} s; nearest "
       f"neighbour's similarity: median {np.median(similarity.max(1)):.2f}")  # fmt: skip
 i0 = 0
-print(f"test review: {test_sub[i0]['text']!r}")
+print(f"test review: {rag_set[i0]['text']!r}")
 for j in neighbours[i0]:
     print(f"  {similarity[i0, j]:.2f} {PROMPT.label_words[pool_labels[j]]:>8}: {pool_texts[j]!r}")
 
@@ -1402,7 +1417,7 @@ def draw_examples(draw: int) -> list[tuple[str, int]]:
 arms, cf = {}, {}
 for draw in range(N_DRAWS):  # random examples: one prompt prefix for all reviews (shared cache)
     examples = draw_examples(draw)
-    prompts = [render_prompt(tokenizer, PROMPT, t, examples) for t in [*test_sub["text"], "N/A"]]
+    prompts = [render_prompt(tokenizer, PROMPT, t, examples) for t in [*rag_set["text"], "N/A"]]
     logp, _ = score_prompts(decoder, prompts, f"random-{draw}")
     arms[f"random {K_SHOT}-shot, draw {draw}"], cf[f"random {K_SHOT}-shot, draw {draw}"] = (
         logp[:-1],
@@ -1414,7 +1429,7 @@ def knn_run():
     """Retrieved examples: each review has its own prompt, and its own content-free twin."""
     t0 = time.perf_counter()
     rows = []
-    for i, text in enumerate(test_sub["text"]):
+    for i, text in enumerate(rag_set["text"]):
         examples = [(pool_texts[j], int(pool_labels[j])) for j in neighbours[i]]
         pair = [render_prompt(tokenizer, PROMPT, t, examples) for t in (text, "N/A")]
         rows.append(label_logprobs(decoder, tokenizer, pair, label_ids))  # the pair shares a prefix
@@ -1426,23 +1441,24 @@ knn_key = run_key(
     model=DECODER,
     k=K_SHOT,
     pool=len(pool_texts),
+    test=N_RAG,
     encoder=ENCODER,
     prompt=[PROMPT.instruction, PROMPT.user],
 )
 knn = cache.run(knn_key, knn_run, name="knn-few-shot")
 knn_raw, knn_cf = knn["logp"][:, 0], knn["logp"][:, 1]
-knn_cal = np.stack([calibrate(knn_raw[i : i + 1], knn_cf[i : i + 1])[0] for i in range(N_TEST)])
+knn_cal = np.stack([calibrate(knn_raw[i : i + 1], knn_cf[i : i + 1])[0] for i in range(N_RAG)])
 print(f"retrieval-augmented prompts scored in {knn['seconds']:.0f} s "
-      f"({1000 * knn['seconds'] / N_TEST:.0f} s per 1,000 reviews, each with its content-free twin)")  # fmt: skip
+      f"({1000 * knn['seconds'] / N_RAG:.0f} s per 1,000 reviews, each with its content-free twin)")  # fmt: skip
 
 # %%
-votes = pool_labels[neighbours]  # (N_TEST, K_SHOT), most similar last
+votes = pool_labels[neighbours]  # (N_RAG, K_SHOT), most similar last
 vote = np.where(
     votes.mean(1) == 0.5, votes[:, -1], (votes.mean(1) > 0.5).astype(int)
 )  # tie: nearest
-rag_rows = [("majority class", np.full(N_TEST, int(y_test.mean() >= 0.5)), "—"),
+rag_rows = [("majority class", np.full(N_RAG, int(y_rag.mean() >= 0.5)), "—"),
             (f"neighbours' vote ({K_SHOT} nearest, no LM)", vote, "—"),
-            ("zero-shot", zero_raw.argmax(1), "raw"), ("zero-shot", calibrate(zero_raw, zero_cf).argmax(1), "calibrated")]  # fmt: skip
+            ("zero-shot", zero_raw[:N_RAG].argmax(1), "raw"), ("zero-shot", calibrate(zero_raw[:N_RAG], zero_cf).argmax(1), "calibrated")]  # fmt: skip
 for name, logp in arms.items():
     rag_rows += [
         (name, logp.argmax(1), "raw"),
@@ -1452,8 +1468,8 @@ rag_rows += [
     (f"retrieved {K_SHOT}-shot", knn_raw.argmax(1), "raw"),
     (f"retrieved {K_SHOT}-shot", knn_cal.argmax(1), "calibrated"),
 ]
-rag = pd.DataFrame([{"prompt": n, "scoring": s, "accuracy": (p == y_test).mean(),
-                     "± s.e.": binomial_se((p == y_test).mean(), N_TEST), "answers 'positive'": p.mean()}
+rag = pd.DataFrame([{"prompt": n, "scoring": s, "accuracy": (p == y_rag).mean(),
+                     "± s.e.": binomial_se((p == y_rag).mean(), N_RAG), "answers 'positive'": p.mean()}
                     for n, p, s in rag_rows]).set_index(["prompt", "scoring"])  # fmt: skip
 display(rag.style.format("{:.1%}"))
 
@@ -1464,14 +1480,14 @@ fig, ax = plt.subplots(figsize=(8, 3.8))
 names = ["zero-shot", f"random {K_SHOT}-shot (mean of draws)", f"retrieved {K_SHOT}-shot"]
 for offset, s, color in ((-0.18, "raw", "tab:blue"), (0.18, "calibrated", "tab:orange")):
     values = [rag.loc[("zero-shot", s), "accuracy"], np.mean(random_acc[s]), knn_acc[s]]
-    errors = [2 * binomial_se(v, N_TEST) for v in values]
+    errors = [2 * binomial_se(v, N_RAG) for v in values]
     ax.bar(np.arange(3) + offset, values, width=0.36, yerr=errors, capsize=4, color=color, label=s)
     ax.scatter(np.full(N_DRAWS, 1 + offset), random_acc[s], color="k", s=12, zorder=3)
 ax.axhline(majority, color="grey", ls=":", label="majority class")
 ax.axhline(rag.iloc[1]["accuracy"], color="tab:green", ls="--", label="neighbours' vote (no LM)")
 ax.set_xticks(range(3), names)
 ax.set_ylim(0, 1)
-ax.set_ylabel(f"accuracy on {N_TEST} test reviews (±2 s.e.)")
+ax.set_ylabel(f"accuracy on {N_RAG} test reviews (±2 s.e.)")
 ax.set_title("SmolLM2: random vs retrieved few-shot examples (dots: single random draws)")
 ax.legend(fontsize=8, loc="lower right")
 fig.tight_layout()
@@ -1489,35 +1505,52 @@ plt.show()
 # %%
 best_scoring = max(knn_acc, key=knn_acc.get)
 knn_pred = (knn_raw if best_scoring == "raw" else knn_cal).argmax(1)
-vote_wrong = vote != y_test
+vote_wrong = vote != y_rag
 copy_rate = (knn_pred == vote).mean()
-acc_vote_right = (knn_pred[~vote_wrong] == y_test[~vote_wrong]).mean()
-acc_vote_wrong = (knn_pred[vote_wrong] == y_test[vote_wrong]).mean() if vote_wrong.any() else np.nan
-zero_pred = calibrate(zero_raw, zero_cf).argmax(1)
+acc_vote_right = (knn_pred[~vote_wrong] == y_rag[~vote_wrong]).mean()
+acc_vote_wrong = (knn_pred[vote_wrong] == y_rag[vote_wrong]).mean() if vote_wrong.any() else np.nan
+zero_pred = calibrate(zero_raw[:N_RAG], zero_cf).argmax(1)
 zero_vote_wrong = (
-    (zero_pred[vote_wrong] == y_test[vote_wrong]).mean() if vote_wrong.any() else np.nan
+    (zero_pred[vote_wrong] == y_rag[vote_wrong]).mean() if vote_wrong.any() else np.nan
 )
-best_random = max(np.mean(random_acc["raw"]), np.mean(random_acc["calibrated"]))
-gain = knn_acc[best_scoring] - best_random
-noise = 2 * math.hypot(binomial_se(knn_acc[best_scoring], N_TEST), binomial_se(best_random, N_TEST))
+# Every arm is scored on the same reviews, so each gap is judged on the per-review differences
+# (chapter 6's paired_gap: a 95% half-width), the random arm as its mean over the draws.
+preds = {(n, s): p for n, p, s in rag_rows}
+knn_correct = knn_pred == y_rag
+random_scoring = max(("raw", "calibrated"), key=lambda s: np.mean(random_acc[s]))
+random_correct = np.mean([preds[n, random_scoring] == y_rag for n in arms], axis=0)
+zero_scoring = max(("raw", "calibrated"), key=lambda s: rag.loc[("zero-shot", s), "accuracy"])
+zero_correct = preds["zero-shot", zero_scoring] == y_rag
+best_random, zero_best = random_correct.mean(), zero_correct.mean()
+gain, noise = paired_gap(knn_correct, random_correct)
+zero_gap, zero_noise = paired_gap(knn_correct, zero_correct)
 display(Markdown(
     f"- Retrieved examples ({best_scoring}) score **{knn_acc[best_scoring]:.1%}** against "
     f"{best_random:.1%} for the better of raw/calibrated random examples "
-    f"({gain:+.1%}; {'beyond' if abs(gain) > noise else 'within'} two standard errors, ±{noise:.1%}), "
-    f"zero-shot {max(acc_zero, acc_zero_cal):.1%}, and the neighbours' vote alone "
+    f"({gain:+.1%} ± {noise:.1%}, paired: {'beyond' if abs(gain) > noise else 'within'} noise), "
+    f"zero-shot {zero_best:.1%}, and the neighbours' vote alone "
     f"{rag.iloc[1]['accuracy']:.1%}.\n"
     f"- The retrieval-augmented prediction equals the neighbours' vote for **{copy_rate:.1%}** of "
     f"the reviews. Where the vote is right ({(~vote_wrong).sum()} reviews) it is right "
     f"{acc_vote_right:.1%} of the time; where the vote is wrong ({vote_wrong.sum()} reviews) only "
     f"**{acc_vote_wrong:.1%}** — on those same reviews the calibrated zero-shot prompt, which sees no "
-    f"examples, gets {zero_vote_wrong:.1%}."
+    f"examples, gets {zero_vote_wrong:.1%}.\n"
+    f"- Against zero-shot ({zero_best:.1%}) the retrieved examples are {zero_gap:+.1%} ± "
+    f"{zero_noise:.1%} ({'beyond' if abs(zero_gap) > zero_noise else 'within'} noise), against the "
+    f"neighbours' vote "
+    f"{knn_acc[best_scoring] - rag.iloc[1]['accuracy']:+.1%}.\n"
+    f"- Where the vote is wrong, the retrieved prompt is "
+    f"{'far below' if acc_vote_wrong < zero_vote_wrong - 0.15 else 'not far below'} the zero-shot "
+    f"prompt ({acc_vote_wrong - zero_vote_wrong:+.1%}): "
+    + ("SmolLM2 mostly copies its examples' labels." if acc_vote_wrong < zero_vote_wrong - 0.15
+       else "it is not simply copying its examples' labels.")
 ))  # fmt: skip
 
 # %% [markdown]
-# So retrieval did **not** fix the few-shot failure in this run: the retrieved examples beat the
-# random ones, but only just beyond two standard errors, and they did not beat the zero-shot
-# prompt or the neighbours' vote (compare the numbers above; calibration, which rescued one random
-# draw, hurt the retrieved prompts). A nearest neighbour by MiniLM's embedding is similar in
+# Whether retrieval fixed the few-shot failure is in the lines above: the gain over random
+# examples and over the zero-shot prompt, each with its paired 95% interval on `N_RAG` reviews,
+# and the gap to the neighbours' vote. Fixing it would mean beating the zero-shot prompt, not only
+# the random examples. A nearest neighbour by MiniLM's embedding is similar in
 # topic and wording, not necessarily in sentiment — the example above shows a negative review
 # whose nearest neighbour is positive.
 #
@@ -1528,8 +1561,7 @@ display(Markdown(
 # That is the lesson of adaptive prompting for a small model: the selection of examples matters
 # more than the model's reading of them, and a retrieval step plus a vote may already be the
 # classifier you need. With a larger model the balance shifts (Liu et al. measured GPT-3); the
-# measurement to repeat is the same. Here the accuracy where the vote is wrong is far below the
-# zero-shot prompt's on the same reviews: SmolLM2 mostly copies its examples' labels.
+# measurement to repeat is the same. The last line above says which case this run is.
 
 # %% [markdown]
 # ## Exercises
@@ -1700,7 +1732,7 @@ ex["bottom_k_flip_rate"].check(bottom_k_flip_rate)
 #
 # The numbers of this run (every one computed above):
 
-# %%
+# %% tags=["course-summary"]
 summary_numbers = {
     "LoRA / full trainable parameters (MiniLM; SmolLM2)": "; ".join(
         f"{tuned[(m, 'LoRA')]['trainable']:,} / {tuned[(m, 'full')]['trainable']:,}" for m in (ENCODER, DECODER)),
@@ -1751,8 +1783,9 @@ for key, value in summary_numbers.items():
 #   need more steps) and pass a deletion test against random tokens; attention weights are a
 #   different quantity: here they beat random deletion but flipped fewer predictions than
 #   integrated gradients, so they must pass the same test before anyone calls them an explanation.
-# - **Adaptive prompts.** Retrieved examples beat random ones (just beyond two standard errors)
-#   but not the zero-shot prompt nor the neighbours' vote alone; the follow-up showed why:
+# - **Adaptive prompts.** Retrieved examples beat random ones (beyond noise on the paired
+#   comparison) but not the zero-shot prompt (within noise) nor the neighbours' vote alone; the
+#   follow-up showed why:
 #   SmolLM2 mostly copies its examples' labels, and is wrong where they are.
 #
 # ## 小结
@@ -1762,7 +1795,7 @@ for key, value in summary_numbers.items():
 # - **规模。** 课程的三个模型在每个维度上都按规模排序——但它们在其他方面也各不相同，因此无法对缩放定律作出任何定量结论；缩放定律需要一次只改变一个因素的模型族。
 # - **隐私。** 微调记住了重复次数最多的秘密，直到贪心解码能把它原样写出——换成训练数据里从未出现的名字也一样，说明模型记住的是句式而不是人；副本较少时没有一致的效果（每个副本数只有一个金丝雀、一个种子）；去重让重复最多的秘密回到随机水平；只训练一个轮次而不是三个时，它还没有排到第一位。差分隐私是有理论保证的防御，而最好的办法是根本不用秘密来训练。
 # - **可解释性。** 积分梯度在大多数评论上收敛（误差项的中位数很小，少数评论需要更多步数），并且在与随机删除的对照中通过了删除检验；注意力权重是另一种量：这里它胜过随机删除，但翻转的预测少于积分梯度，因此在被称为"解释"之前必须通过同样的检验。
-# - **自适应提示。** 检索到的示例胜过随机示例（刚好超出两个标准误），但没有胜过零样本提示，也没有胜过近邻标签投票本身；后续实验说明了原因：SmolLM2 主要照抄示例的标签，示例标签错时它也错。
+# - **自适应提示。** 检索到的示例胜过随机示例（配对比较下超出噪声），但没有胜过零样本提示（差异在噪声之内），也没有胜过近邻标签投票本身；后续实验说明了原因：SmolLM2 主要照抄示例的标签，示例标签错时它也错。
 #
 # **Next:** chapter 10 answers the questions learners ask most often, each with an experiment,
 # and collects the course's verified bibliography.
