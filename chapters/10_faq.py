@@ -84,7 +84,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # cold run. On a GPU the SmolLM2 learning curve goes further (see `LLM_SIZES` below).
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 23.6 min on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 25.7 min on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
@@ -131,6 +131,7 @@ from course_utils.prompting import (
     label_token_ids,
     render_prompt,
 )
+from course_utils.stored_runs import stored_results
 from course_utils.tasks.retrieval import encode
 from course_utils.training import TrainConfig, count_parameters, predict, seed_everything, train
 
@@ -722,10 +723,11 @@ if len(LLM_SIZES) > 1:
 
 
 def label_word_answers(answers) -> float:
-    """Share of answers that start with a label word: the model answers every question as a review."""
-    words = {w.lower() for w in PROMPT.label_words}
-    return float(np.mean([a.split()[0].strip(".,!:").lower() in words if a.split() else False
-                          for a in answers]))  # fmt: skip
+    """Share of answers that start with a label word: the model answers every question as a review.
+
+    "Start with" is literal: "Positive." and "positivepositive" (label words run together) both count."""
+    words = tuple(w.lower() for w in PROMPT.label_words)
+    return float(np.mean([a.strip().lower().startswith(words) for a in answers]))
 
 
 forget_table = pd.DataFrame({
@@ -760,14 +762,13 @@ for name, row in forget_table.iloc[1:].iterrows():
 # within a few percent of where it was and the answers recognisable (full fine-tuning already
 # rewrote more of them than LoRA did). At the middle learning rate the perplexity still has not
 # moved, but most answers have shrunk to a few words: the model seems to have learned the *form*
-# of its training target — reply with one word — and to apply it to most questions (our reading
-# of the answers table, not a separate test). At the largest learning rate the model is broken:
+# of its training target — reply with one word — and to apply it to most questions (the printed
+# line says how many of those answers begin with a label word, that is, answer an instruction as if
+# it were a review). At the largest learning rate the model is broken:
 # perplexity several times higher, its answers strings of label words run together, and the
 # sentiment no better than the majority class of the subset (the decision table of 10.6 prints
 # it) — steps that large plausibly destroy what pretraining gave faster than they teach the task
-# (untested). The column "answers starting with a label word" reads 0% for that run only because
-# its label words have no spaces between them, so the first "word" is not a label word: read the
-# answers table. That last run is also a check on the first ones: perplexity *can* register
+# (untested). That last run is also a check on the first ones: perplexity *can* register
 # forgetting when it is large, but it is a coarse measure — at the middle learning rate every
 # answer changed while the perplexity did not. LoRA limits the damage by construction (the
 # pretrained weights stay frozen, and removing the adapter restores the original model exactly),
@@ -1049,7 +1050,9 @@ for name in paired.columns.drop("none"):
 # sound but gives no numbers. Here are the course's own: the methods of chapters 3–9 on one test
 # split, with one timing procedure for all (batches of 32, `LATENCY_N` test reviews after a
 # warm-up batch, on this machine's `THREADS` threads, scaled to 1,000 reviews) and one measure of
-# size (the serialised weights). The "accuracy, subset" column is the common `N_SUB`-review
+# size, "weights MB" (the serialised weights: the least memory a server needs to hold the model;
+# a running model needs more, for activations — chapter 9 measured the peaks of training steps).
+# The "accuracy, subset" column is the common `N_SUB`-review
 # subset; "data to reach 80%" is read off the learning curves.
 
 # %%
@@ -1125,13 +1128,13 @@ smollm2_mb = weights_mb(llm)
 decision = pd.DataFrame([
     {"method": "majority class (baseline)", "chapter": "—", "accuracy": majority,
      "accuracy, subset": max(y_sub.mean(), 1 - y_sub.mean()), "labelled examples": N_TRAIN,
-     "data to reach 80%": "never", "trainable parameters": 0, "s per 1,000": 0.0, "MB": 0.0},
+     "data to reach 80%": "never", "trainable parameters": 0, "s per 1,000": 0.0, "weights MB": 0.0},
     {"method": "TF-IDF + logistic regression", "chapter": "5",
      "accuracy": curve_mean("TF-IDF + LR", N_TRAIN),
      "accuracy, subset": (tfidf_all.predict(list(sub_set["text"])) == y_sub).mean(),
      "labelled examples": N_TRAIN, "data to reach 80%": data_to_reach("TF-IDF + LR"),
      "trainable parameters": tfidf_all[-1].coef_.size + 1,
-     "s per 1,000": seconds_per_1000(tfidf_all.predict), "MB": weights_mb(tfidf_all)},
+     "s per 1,000": seconds_per_1000(tfidf_all.predict), "weights MB": weights_mb(tfidf_all)},
     {"method": "frozen MiniLM + logistic regression (probe)", "chapter": "3, 4",
      "accuracy": curve_mean("probe (frozen MiniLM + LR)", N_TRAIN),
      "accuracy, subset": (probe_all.predict(test_x[:N_SUB]) == y_sub).mean(),
@@ -1139,47 +1142,47 @@ decision = pd.DataFrame([
      "trainable parameters": probe_params,
      "s per 1,000": seconds_per_1000(lambda t: probe_all.predict(
          encode(encoder, minilm_tok, t, batch_size=32, max_length=MAX_LENGTH))),
-     "MB": weights_mb(encoder) + weights_mb(probe_all)},
+     "weights MB": weights_mb(encoder) + weights_mb(probe_all)},
     {"method": f"MiniLM fine-tuned on {FT_ALL_SEEDS_UP_TO} reviews (mean of draws)", "chapter": "3, 10",
      "accuracy": curve_mean("MiniLM, full fine-tuning", FT_ALL_SEEDS_UP_TO),
      "accuracy, subset": curves[(curves.method == "MiniLM, full fine-tuning") & (curves.n == FT_ALL_SEEDS_UP_TO)]["subset accuracy"].mean(),
      "labelled examples": FT_ALL_SEEDS_UP_TO, "data to reach 80%": data_to_reach("MiniLM, full fine-tuning"),
-     "trainable parameters": ft_params, "s per 1,000": np.nan, "MB": np.nan},  # filled below
+     "trainable parameters": ft_params, "s per 1,000": np.nan, "weights MB": np.nan},  # filled below
     {"method": "MiniLM fine-tuned on all reviews (chapter 5's model)", "chapter": "5",
      "accuracy": ref_acc, "accuracy, subset": (ref_logits.argmax(1)[:N_SUB] == y_sub).mean(),
      "labelled examples": ref_n, "data to reach 80%": data_to_reach("MiniLM, full fine-tuning"),
      "trainable parameters": count_parameters(ref_model),
-     "s per 1,000": seconds_per_1000(lambda t: classify(ref_model, t)), "MB": fp32_mb},
+     "s per 1,000": seconds_per_1000(lambda t: classify(ref_model, t)), "weights MB": fp32_mb},
     {"method": "the same, int8 dynamic quantisation (CPU)", "chapter": "9",
      "accuracy": int8_acc, "accuracy, subset": (int8_pred[:N_SUB] == y_sub).mean(),
      "labelled examples": ref_n, "data to reach 80%": "as above", "trainable parameters": 0,
-     "s per 1,000": seconds_per_1000(lambda t: classify(int8_model, t)), "MB": int8_mb},
+     "s per 1,000": seconds_per_1000(lambda t: classify(int8_model, t)), "weights MB": int8_mb},
     {"method": "SmolLM2 zero-shot prompt (verbalizer)", "chapter": "6", "accuracy": np.nan,
      "accuracy, subset": zero_acc, "labelled examples": 0, "data to reach 80%": "—",
-     "trainable parameters": 0, "s per 1,000": smollm2_s, "MB": smollm2_mb},
+     "trainable parameters": 0, "s per 1,000": smollm2_s, "weights MB": smollm2_mb},
     {"method": "SmolLM2 zero-shot, contextually calibrated", "chapter": "6", "accuracy": np.nan,
      "accuracy, subset": zero_cal_acc, "labelled examples": 0, "data to reach 80%": "—",
-     "trainable parameters": 0, "s per 1,000": smollm2_s, "MB": smollm2_mb},
+     "trainable parameters": 0, "s per 1,000": smollm2_s, "weights MB": smollm2_mb},
     {"method": f"SmolLM2 + LoRA on the prompt format, {lora_n} reviews", "chapter": "6",
      "accuracy": np.nan, "accuracy, subset": lora_acc,
      "labelled examples": lora_n, "data to reach 80%": data_to_reach("SmolLM2 + LoRA (prompt format)"),
      "trainable parameters": lora_best["trainable"], "s per 1,000": smollm2_s,
-     "MB": smollm2_mb},
+     "weights MB": smollm2_mb},
 ]).set_index("method")  # fmt: skip
 ref_row = "MiniLM fine-tuned on all reviews (chapter 5's model)"
-for column in ("s per 1,000", "MB"):  # one architecture, one cost
+for column in ("s per 1,000", "weights MB"):  # one architecture, one cost
     decision.loc[decision.index.str.startswith("MiniLM fine-tuned on"), column] = decision.loc[
         ref_row, column
     ]
 display(decision.style.format({"accuracy": "{:.1%}", "accuracy, subset": "{:.1%}",
                                "labelled examples": "{:,}", "trainable parameters": "{:,}",
-                               "s per 1,000": "{:.2f}", "MB": "{:.1f}"}, na_rep="—"))  # fmt: skip
+                               "s per 1,000": "{:.2f}", "weights MB": "{:.1f}"}, na_rep="—"))  # fmt: skip
 print(f"accuracy: on all {len(test_set)} test reviews (± about {binomial_se(0.85, len(test_set)):.1%}); "
       f"subset: the first {N_SUB} (± about {binomial_se(0.85, N_SUB):.1%}). "
       f"SmolLM2 + LoRA has the base model's cost once the adapter is merged into the weights.")  # fmt: skip
 int8_row = "the same, int8 dynamic quantisation (CPU)"
 print(f"int8 vs fp32 MiniLM: accuracy {int8_acc - ref_acc:+.1%}, "
-      f"{decision.loc[ref_row, 'MB'] / decision.loc[int8_row, 'MB']:.1f}x smaller (the embedding "
+      f"{decision.loc[ref_row, 'weights MB'] / decision.loc[int8_row, 'weights MB']:.1f}x smaller (the embedding "
       f"table stays fp32: only linear layers are quantised), "
       f"{decision.loc[ref_row, 's per 1,000'] / decision.loc[int8_row, 's per 1,000']:.1f}x faster; "
       f"SmolLM2 costs {smollm2_s / decision.loc[ref_row, 's per 1,000']:.0f}x fp32 MiniLM per review")  # fmt: skip
@@ -1383,29 +1386,48 @@ display(errata.style.set_properties(**{"text-align": "left", "white-space": "nor
 # %% [markdown]
 # ## 10.10 What the whole course measured
 #
-# One row per chapter. The numbers are **this chapter's own measurements** of each chapter's
-# question, taken in this run on the same test split (SmolLM2's on its first `N_SUB` reviews), so
-# they are comparable with each other; each chapter's own numbers (on its own subsets and
-# budgets) are in its stored outputs, behind the link. Read them with the noise of 10.1: the
-# chapter-2 row's difference at the smallest size is within noise (10.1 prints it), so "what
-# pretraining buys" shows clearly only at the middle sizes of the learning curve.
+# One row per chapter, read from the **stored full runs**: each chapter's notebook keeps the
+# outputs of its last full run, and the cells that print its results carry the tag
+# `course-summary`; `course_utils.stored_runs.stored_results` reads those lines and the run's
+# recorded time and peak memory back. Each chapter measured on its own subsets and budgets, so
+# compare numbers across rows only where the row says they were measured the same way.
 
 # %%
 chapter_dir = Path(course_utils.__file__).resolve().parent.parent / "chapters"
-titles = {}
-for path in sorted(chapter_dir.glob("[0-9][0-9]_*.ipynb")):
-    first = next(
-        (c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown"), None
-    )
-    heading = (
-        next(
-            (line[2:] for line in "".join(first["source"]).splitlines() if line.startswith("# ")),
-            path.stem,
-        )
-        if first
-        else path.stem
-    )
-    titles[int(path.name[:2])] = (heading, path.name)
+stored = (
+    {row["chapter"]: row for row in stored_results(chapter_dir)} if chapter_dir.is_dir() else {}
+)
+
+
+def run_cell(row) -> str:
+    if row["seconds"] is None:
+        return "not recorded"
+    peak = f", {row['peak_memory_mb'] / 1000:.1f} GB" if row["peak_memory_mb"] else ""
+    return f"{row['seconds'] / 60:.1f} min{peak}"
+
+
+course_rows = []
+for n, row in stored.items():
+    found = ("this notebook: its summary is printed at the end" if n == 10
+             else "<br>".join(line.replace("|", "\\|") for line in row["lines"]) or "(no summary cell)")  # fmt: skip
+    timing = (f"this run: {(time.perf_counter() - notebook_start) / 60:.1f} min so far" if n == 10
+              else run_cell(row))  # fmt: skip
+    course_rows.append(f"| {n} | [{row['title']}]({row['file']}) | {timing} | {found} |")
+if stored:
+    display(Markdown("| chapter | notebook | stored full run (time, peak memory) | what it printed |\n"
+                     "| --- | --- | --- | --- |\n" + "\n".join(course_rows)))  # fmt: skip
+else:
+    print(f"no chapter notebooks next to the installed course_utils ({chapter_dir}): the table "
+          "needs a clone of the course repository")  # fmt: skip
+
+# %% [markdown]
+# The same questions asked once more, by **this chapter's own measurements**, taken in this run
+# on one test split (SmolLM2's on its first `N_SUB` reviews), so these numbers *are* comparable
+# with each other. Read them with the noise of 10.1: the chapter-2 row's difference at the
+# smallest size is within noise (10.1 prints it), so "what pretraining buys" shows clearly only at
+# the middle sizes of the learning curve.
+
+# %%
 ft_small = curve_mean("MiniLM, full fine-tuning", FT_SIZES[0])
 probe_small = curve_mean("probe (frozen MiniLM + LR)", FT_SIZES[0])
 tfidf_small = curve_mean("TF-IDF + LR", FT_SIZES[0])
@@ -1427,14 +1449,8 @@ measured_here = {
     9: f"int8 quantisation: {int8_acc:.1%} vs {ref_acc:.1%}, {int8_mb:.0f} vs {fp32_mb:.0f} MB",
     10: f"this chapter: {(time.perf_counter() - notebook_start) / 60:.1f} min of wall time so far",
 }  # fmt: skip
-course_rows = [f"| {n} | {f'[{titles[n][0]}]({titles[n][1]})' if n in titles else '(not written yet)'} "
-               f"| {text} |" for n, text in measured_here.items()]  # fmt: skip
-display(
-    Markdown(
-        "| chapter | notebook | measured in this run |\n| --- | --- | --- |\n"
-        + "\n".join(course_rows)
-    )
-)
+display(Markdown("| chapter | measured in this run |\n| --- | --- |\n"
+                 + "\n".join(f"| {n} | {text} |" for n, text in measured_here.items())))  # fmt: skip
 
 # %% [markdown]
 # ## Exercises
@@ -1597,7 +1613,7 @@ ex["small_data_winner"].check(small_data_winner)
 #
 # The numbers of this run (every one computed above):
 
-# %%
+# %% tags=["course-summary"]
 summary_numbers = {
     "learning curves, all data (TF-IDF / probe / fine-tuned MiniLM)":
         f"{curve_mean('TF-IDF + LR', N_TRAIN):.1%} / {curve_mean('probe (frozen MiniLM + LR)', N_TRAIN):.1%} / {ref_acc:.1%}",
