@@ -48,6 +48,7 @@ def test_normalize_text():
     assert data.normalize_text(text) == "hello world it s 5 ok 你好 世界"
     assert data.normalize_text("A  film.") == data.normalize_text("a film")
     assert data.normalize_text("!!!") == ""
+    assert data.normalize_text("ﬁne “quotes” … ½") == "fine quotes 1 2"  # NFKC: ﬁ -> fi, ½ -> 1⁄2
 
 
 def test_group_keys_join_rows_that_share_any_side():
@@ -347,3 +348,13 @@ def test_glossary_is_bilingual_and_unique():
     assert glossary.num_rows >= 25
     assert len(set(glossary["en"])) == glossary.num_rows
     assert all(any("\u4e00" <= ch <= "\u9fff" for ch in zh) for zh in glossary["def_zh"])
+
+
+def test_conll2003_unknown_tag_is_a_clear_error(tmp_path, monkeypatch):
+    for name in data.CONLL_SPLITS.values():
+        (tmp_path / name).write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\n")
+    (tmp_path / "test.txt").write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-COMPANY\n")
+    monkeypatch.setattr(data, "asset_path", lambda name: tmp_path)
+    assert data.load_conll2003()["train"][0]["ner_tags"] == [data.NER_TAGS.index("B-ORG")]
+    with pytest.raises(DataFormatError, match=r"test-0-0: unknown ner_tag 'B-COMPANY'"):
+        data.load_conll2003()
