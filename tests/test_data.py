@@ -353,8 +353,8 @@ def test_glossary_is_bilingual_and_unique():
 def test_conll2003_unknown_tag_is_a_clear_error(tmp_path, monkeypatch):
     for name in data.CONLL_SPLITS.values():
         (tmp_path / name).write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\n")
-    (tmp_path / "test.txt").write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-COMPANY\n")
     monkeypatch.setattr(data, "asset_path", lambda name: tmp_path)
     assert data.load_conll2003()["train"][0]["ner_tags"] == [data.NER_TAGS.index("B-ORG")]
+    (tmp_path / "test.txt").write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-COMPANY\n")
     with pytest.raises(DataFormatError, match=r"test-0-0: unknown ner_tag 'B-COMPANY'"):
         data.load_conll2003()
