@@ -25,13 +25,17 @@ def _stream_text(cell: dict) -> str:
     )
 
 
-def _title(cells: list[dict], default: str) -> str:
+def notebook_title(cells: list, default: str) -> str:
+    """The first ``# `` heading of the notebook's markdown cells (``default`` if none).
+
+    ``cells`` as in the ``.ipynb`` JSON or an ``nbformat`` notebook; ``scripts/chapter_tools.py``
+    names chapters with it too.
+    """
     for cell in cells:
         if cell["cell_type"] == "markdown":
             for line in "".join(cell["source"]).splitlines():
                 if line.startswith("# "):
                     return line[2:].strip()
-            return default
     return default
 
 
@@ -61,7 +65,7 @@ def stored_results(chapter_dir: str | os.PathLike) -> list[dict]:
         rows.append(
             {
                 "chapter": int(path.name[:2]),
-                "title": _title(notebook["cells"], path.stem),
+                "title": notebook_title(notebook["cells"], path.stem),
                 "file": path.name,
                 "seconds": run.get("seconds"),
                 "peak_memory_mb": run.get("peak_memory_mb"),

@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_utils.stored_runs import notebook_title
+
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS_DIR = ROOT / "chapters"
 SOLUTIONS_DIR = ROOT / "course_utils" / "solutions"
@@ -68,12 +70,7 @@ class Chapter:
 
     @property
     def title(self) -> str:
-        for cell in self.read().cells:
-            if cell.cell_type == "markdown":
-                for line in cell.source.splitlines():
-                    if line.startswith("# "):
-                        return line[2:].strip()
-        return self.slug
+        return notebook_title(self.read().cells, self.slug)
 
 
 def chapters(folder: Path = CHAPTERS_DIR) -> list[Chapter]:
