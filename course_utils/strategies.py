@@ -201,20 +201,29 @@ def activation_bytes(model: nn.Module, batch: dict[str, torch.Tensor]) -> int:
     """Bytes of the tensors autograd saves for backward in one training-mode forward pass.
 
     A `saved_tensors_hooks` pack hook sees every tensor saved for backward; weights (and views of
-    them) are left out, and a storage saved twice counts once.
+    them) are left out, and a storage saved twice counts once. The graph keeps nothing (this
+    forward pass is never backpropagated); the storages are held only until the count is done.
+    A pack hook that returned the tensor itself made each saved output refer to its own graph
+    node, a cycle Python's garbage collector cannot see: every call leaked its graph (about
+    400 MB for MiniLM on 16 x 64 tokens), and chapter 3, which calls it once per run, peaked at
+    13.4 GB.
     """
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
+    alive = []  # the saved storages, held until the count is done so no address is reused
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
+    def pack(t: torch.Tensor) -> None:
         storage = t.untyped_storage()
         if storage.data_ptr() not in weights:
             saved[storage.data_ptr()] = storage.nbytes()
-        return t
+            alive.append(storage)
+
+    def unpack(_: None) -> torch.Tensor:
+        raise RuntimeError("activation_bytes' forward pass keeps no tensors: it cannot backprop")
 
     was_training = model.training
     model.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         model(**batch)  # the forward pass is the point: the hook sees every saved tensor
     model.train(was_training)
     return sum(saved.values())

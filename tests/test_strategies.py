@@ -203,6 +203,19 @@ def test_activation_bytes_grow_with_the_batch(tiny_folders, tiny_tokenizer, sent
         assert model.training == mode  # left as it was
 
 
+def test_activation_bytes_leaves_no_graph_behind(tiny_folders, tiny_tokenizer, sentiment_data):
+    """The counting forward pass must not keep its graph (it once leaked ~400 MB per call)."""
+    import gc
+    import weakref
+
+    model = load_strategy_model(tiny_folders["bert"], device="cpu")
+    assert activation_bytes(model, _batch(tiny_tokenizer, sentiment_data[0], 4)) > 0
+    weight = weakref.ref(next(model.parameters()))
+    del model
+    gc.collect()
+    assert weight() is None, "a weight outlived its model: the counting pass's graph was leaked"
+
+
 def test_mean_pooled_classifier_wraps_any_encoder(tiny_folders):
     from transformers import AutoModel
 
