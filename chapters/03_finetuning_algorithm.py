@@ -78,7 +78,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # nothing below assumes BERT's attribute names.
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 10.9 min on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 11.0 min on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
