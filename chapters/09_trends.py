@@ -141,6 +141,7 @@ from course_utils.prompting import (
     render_prompt,
 )
 from course_utils.strategies import head_modules
+from course_utils.tasks.retrieval import encode
 from course_utils.training import TrainConfig, count_parameters, predict, seed_everything, train
 
 transformers.utils.logging.disable_progress_bar()  # keep the stored outputs short
@@ -1368,24 +1369,12 @@ print(f"k = {DELETE_K[-1]}: integrated gradients flip {ig_rate:.1%}, attention {
 encoder, encoder_tokenizer = load_encoder(ENCODER, device=DEVICE)
 
 
-@torch.no_grad()
-def embed(texts: list[str], batch_size: int = 128) -> np.ndarray:
+def embed(texts: list[str]) -> np.ndarray:
     """Mean-pooled, L2-normalised MiniLM embeddings (one row per text, in the order given).
 
-    Texts are batched in order of length, so a batch pads to similar lengths (chapter 8
-    measured the waste of padding random neighbours together), then put back in order."""
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    rows = []
-    for start in range(0, len(texts), batch_size):
-        chunk = [texts[i] for i in order[start : start + batch_size]]
-        batch = encoder_tokenizer(chunk, padding=True, truncation=True, max_length=128,
-                                  return_tensors="pt").to(encoder.device)  # fmt: skip
-        hidden = encoder(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1)
-        rows.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
-    embeddings = torch.cat(rows).numpy()
-    return embeddings[np.argsort(order)]
+    `encode` (chapter 7's search) batches the texts in order of length, so a batch pads to similar
+    lengths (chapter 8 measured the waste of padding random neighbours together)."""
+    return encode(encoder, encoder_tokenizer, texts, batch_size=128, max_length=128)
 
 
 pool = (
