@@ -10,12 +10,22 @@ import atexit
 import os
 import random
 import shutil
+import sys
 import tempfile
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# pytest-xdist (`-n 2` in pyproject's addopts) runs two test workers side by side. Each worker, and
+# every process it starts (notebook kernels, torchrun jobs), gets an equal share of the cores, so
+# the two do not oversubscribe them (README, "What the test command runs", has the measurements).
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+if WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, CORES // WORKERS)))
+    if "torch" in sys.modules:  # a plugin imported it before this file: too late for the variable
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 # No test reads or writes the repository's runs/ (Trainer folders, caches, saved models).
 os.environ["COURSE_RUNS"] = tempfile.mkdtemp(prefix="course-runs-tests-")
 atexit.register(shutil.rmtree, os.environ["COURSE_RUNS"], True)
@@ -117,3 +127,36 @@ def tiny_bert(tiny_tokenizer):
 def tiny_llama(tiny_tokenizer):
     """(model, tokenizer): a tiny random Llama causal LM and a tokenizer with a pad token."""
     return build_tiny_llama(tiny_tokenizer), tiny_tokenizer
+
+
+# -- the notebook SMOKE times (tests/test_notebooks.py records them) --------------------------------
+# Collected from the test reports, so they reach the main process from xdist's workers too.
+SMOKE_BUDGET_S = 40  # per notebook, on the 2-core reference machine (reported, not asserted)
+_smoke_runs: list[dict] = []
+
+
+def pytest_runtest_logreport(report):
+    properties = dict(report.user_properties)
+    if report.when == "call" and "smoke_seconds" in properties:
+        _smoke_runs.append({"test": report.nodeid.split("[")[-1].rstrip("]")} | properties)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each notebook's SMOKE wall time against its budget, its start-up and its slowest cell."""
+    if not _smoke_runs:
+        return
+    workers = terminalreporter.config.getoption("numprocesses", None) or 1  # xdist's -n
+    threads = os.environ.get("OMP_NUM_THREADS") or max(1, CORES // workers)
+    terminalreporter.section(
+        f"notebook SMOKE runs (budget {SMOKE_BUDGET_S} s each; {workers} test worker(s) side by "
+        f"side, {threads} torch thread(s) per kernel)"
+    )
+    for run in sorted(_smoke_runs, key=lambda r: r["test"]):
+        flag = "" if run["smoke_seconds"] <= SMOKE_BUDGET_S else "  OVER BUDGET"
+        terminalreporter.write_line(
+            f"{run['test']:<28} {run['smoke_seconds']:6.1f} s  (kernel start and papermill "
+            f"{run['smoke_overhead']:4.1f} s; slowest cell {run['smoke_slowest_s']:5.1f} s: "
+            f"cell {run['smoke_slowest_cell']}){flag}"
+        )
+    total = sum(r["smoke_seconds"] for r in _smoke_runs)
+    terminalreporter.write_line(f"{'total':<28} {total:6.1f} s for {len(_smoke_runs)} notebooks")
