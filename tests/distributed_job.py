@@ -3,7 +3,8 @@
     python -m torch.distributed.run --standalone --nproc_per_node 2 tests/distributed_job.py OUT
 
 Each process trains the same tiny BERT (dropout off) with the course loop, three times: an
-uninterrupted run, a run killed after its step-2 checkpoint, and its resumption. It writes
+uninterrupted run, a run killed after its step-2 checkpoint (rank 1 writing its part of each
+checkpoint a second late), and its resumption. It writes
 `OUT/rank<r>.json` (the micro-batches and examples it saw, the evaluation sizes) and
 `OUT/rank<r>-<run>.safetensors` (the weights after each run).
 """
@@ -61,6 +62,23 @@ class Interrupt(Exception):
     pass
 
 
+def write_rng_states_late(rank: int, seconds: float = 1.0) -> None:
+    """On rank 1, accelerate's save of this process's RNG states waits `seconds` first, as on a
+    busy machine: the checkpoint must still hold every process's states (the save waits for all)."""
+    if rank != 1:
+        return
+    import time
+
+    save = torch.save
+
+    def late_save(obj, f, *args, **kwargs):
+        if "random_states" in str(f):
+            time.sleep(seconds)
+        return save(obj, f, *args, **kwargs)
+
+    torch.save = late_save
+
+
 def main(out: Path) -> None:
     rank = int(os.environ.get("RANK", 0))
     tokenizer = tiny_tokenizer()
@@ -91,6 +109,7 @@ def main(out: Path) -> None:
     save_file(model.state_dict(), str(out / f"rank{rank}-full.safetensors"))
 
     ckpt = out / "checkpoints"
+    write_rng_states_late(rank)
 
     def kill(step, _history):  # noqa: E306
         if step == 3:
@@ -102,6 +121,7 @@ def main(out: Path) -> None:
     except Interrupt:
         pass
     report["checkpoints_after_kill"] = sorted(p.name for p in ckpt.iterdir())
+    report["checkpoint_files"] = sorted(p.name for p in (ckpt / "course-checkpoint-2").iterdir())
     resumed = build_tiny_bert(tokenizer, seed=7, dropout=0.0)
     again = train(resumed, train_data, eval_data, config(checkpoint_every=2, output_dir=ckpt,
                   resume=True), tokenizer, metrics)  # fmt: skip

@@ -55,6 +55,9 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))  # model, optimizer, scheduler, RNG states of every process
+    # save_state does not wait: without this, the main process could rename the folder while
+    # another process is still writing its RNG states into it (seen under load with torchrun)
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if best_weights is not None:
             save_file(best_weights, str(tmp / BEST_FILE))
