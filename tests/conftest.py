@@ -22,8 +22,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # the two do not oversubscribe them (README, "What the test command runs", has the measurements).
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    """Torch threads per worker: `OMP_NUM_THREADS` when set, else an equal share of the cores."""
+    return int(os.environ.get("OMP_NUM_THREADS") or max(1, CORES // workers))
+
+
 if WORKERS > 1:
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, CORES // WORKERS)))
+    os.environ["OMP_NUM_THREADS"] = str(threads_per_worker(WORKERS))
     if "torch" in sys.modules:  # a plugin imported it before this file: too late for the variable
         sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 # No test reads or writes the repository's runs/ (Trainer folders, caches, saved models).
@@ -146,10 +153,9 @@ def pytest_terminal_summary(terminalreporter):
     if not _smoke_runs:
         return
     workers = terminalreporter.config.getoption("numprocesses", None) or 1  # xdist's -n
-    threads = os.environ.get("OMP_NUM_THREADS") or max(1, CORES // workers)
     terminalreporter.section(
         f"notebook SMOKE runs (budget {SMOKE_BUDGET_S} s each; {workers} test worker(s) side by "
-        f"side, {threads} torch thread(s) per kernel)"
+        f"side, {threads_per_worker(workers)} torch thread(s) per kernel)"
     )
     for run in sorted(_smoke_runs, key=lambda r: r["test"]):
         flag = "" if run["smoke_seconds"] <= SMOKE_BUDGET_S else "  OVER BUDGET"
