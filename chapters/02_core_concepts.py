@@ -126,12 +126,12 @@ torch.manual_seed(SEED)
 device = models.get_device(DEVICE)
 
 BLOCK = 64  # tokens per pretraining block (a review is about 25 tokens)
-PRETRAIN_STEPS = 4 if SMOKE else 200  # optimizer steps of pretraining (16 blocks each)
+PRETRAIN_STEPS = 2 if SMOKE else 200  # optimizer steps of pretraining (16 blocks each)
 PRETRAIN_SEEDS = [0] if SMOKE else [0, 1]  # tiny GPTs pretrained, one per seed
 N_PPL = 12 if SMOKE else 240  # held-out test reviews for perplexity
 N_LABELLED = 16 if SMOKE else 512  # labelled reviews for the small fine-tuning task
 N_VAL = 16 if SMOKE else 400  # validation reviews: every choice (rate, epoch, L2) is made on them
-N_TEST = 24 if SMOKE else 984  # test reviews for accuracy (984 = all)
+N_TEST = 16 if SMOKE else 984  # test reviews for accuracy (984 = all)
 FT_EPOCHS = 1 if SMOKE else 4  # at most; the epoch with the best validation accuracy is kept
 FT_LRS = [1e-3] if SMOKE else [3e-4, 1e-3, 3e-3]  # learning rates tried for each tiny GPT arm
 FT_SEEDS = [0] if SMOKE else [0, 1, 2]  # seeds for fine-tuning the tiny GPTs

@@ -140,8 +140,8 @@ notebook_start = time.perf_counter()
 TRAIN_N = 16 if SMOKE else 256  # training reviews, the same for every strategy (as in chapter 5)
 BATCH_SIZE = 8 if SMOKE else 16
 STEPS = math.ceil(TRAIN_N / BATCH_SIZE)  # the step budget of every run: one epoch of TRAIN_N
-VAL_N = 16 if SMOKE else 500  # validation reviews: every choice is made on them
-TEST_N = 16 if SMOKE else None  # None: the whole test split
+VAL_N = 8 if SMOKE else 500  # validation reviews: every choice is made on them
+TEST_N = 8 if SMOKE else None  # None: the whole test split
 MAX_LENGTH = 64  # tokens; the training reviews have a median of 26 and a maximum of 79
 # the learning-rate searches use seed SEED; the reported runs use other seeds, for the spread
 SEEDS = [SEED + 1] if SMOKE else [SEED + 1, SEED + 2, SEED + 3]

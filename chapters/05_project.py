@@ -174,19 +174,19 @@ notebook_start = time.perf_counter()
 
 # Sizes. Full mode: the main runs use every training review; the experiments use subsets.
 MAIN_SEEDS = [SEED, SEED + 1] if SMOKE else [SEED, SEED + 1, SEED + 2]  # the main recipe's seeds
-SIDE_N = 16 if SMOKE else 600  # training reviews of the 5.4 and 5.7 experiments
-SIDE_VAL_N = 16 if SMOKE else 500  # validation reviews that judge them
+SIDE_N = 8 if SMOKE else 600  # training reviews of the 5.4 and 5.7 experiments
+SIDE_VAL_N = 8 if SMOKE else 500  # validation reviews that judge them
 SIDE_EPOCHS = 1 if SMOKE else 2
 SOURCE_EPOCHS = 1  # the article's loop (5.4): epochs over the SIDE_N reviews
 LONG_EPOCHS = 2 if SMOKE else 3  # 5.4's follow-up: the same loop for more epochs
 LR_GRID = [1e-4, 1e-3] if SMOKE else [3e-5, 1e-4, 3e-4, 1e-3]  # 1e-3 is the article's value
 LR_SEEDS = [SEED] if SMOKE else [SEED, SEED + 1, SEED + 2]  # for the two best learning rates
-OVERFIT_N, OVERFIT_EPOCHS = (16, 2) if SMOKE else (256, 8)  # "more epochs": reviews, epochs
+OVERFIT_N, OVERFIT_EPOCHS = (8, 2) if SMOKE else (256, 8)  # "more epochs": reviews, epochs
 OVERFIT_SEEDS = [SEED] if SMOKE else [SEED, SEED + 1, SEED + 2]
 STRONG_DECAY = 10.0  # a weight decay large enough to act within OVERFIT_EPOCHS (see 5.7)
-SMALL_N = 16 if SMOKE else SMALL_BUDGET  # the smallest run (chapter 6 uses the same reviews)
+SMALL_N = 8 if SMOKE else SMALL_BUDGET  # the smallest run (chapter 6 uses the same reviews)
 SMALL_EPOCHS = 1 if SMOKE else 4
-OOD_N = 32 if SMOKE else 1000  # texts per out-of-domain set
+OOD_N = 16 if SMOKE else 1000  # texts per out-of-domain set
 device = get_device(DEVICE)
 RUNS = runs_dir()
 cache = RunCache(RUNS / "cache" / "ch05", enabled=USE_CACHE)

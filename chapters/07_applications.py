@@ -156,12 +156,12 @@ print(f"mode: {'SMOKE (tiny settings)' if SMOKE else 'full'}; device: {device}; 
 
 # %%
 N_ZH_TRAIN = 8 if SMOKE else 256  # Chinese reviews to learn from (every learner gets the same)
-N_ZH_TEST = 4 if SMOKE else 300  # Chinese test reviews
+N_ZH_TEST = 2 if SMOKE else 300  # Chinese test reviews
 N_NER_TRAIN = 16 if SMOKE else 3000  # CoNLL-2003 training sentences (of 14,041)
 N_NER_VAL = 16 if SMOKE else 1000  # validation sentences, to keep the best epoch
 N_NER_TEST = 24 if SMOKE else None  # None: the whole test split
 QA_SIZES = [4, 8] if SMOKE else [55, 110, 221]  # training questions; the last is all of them
-N_QA_EVAL = 2 if SMOKE else None  # validation / test questions (None: all)
+N_QA_EVAL = 1 if SMOKE else None  # validation / test questions (None: all)
 N_LEE = 12 if SMOKE else None  # Lee documents (None: all 50)
 N_RETRIEVAL = 16 if SMOKE else None  # test documents to search (None: all)
 N_CONTRAST = 16 if SMOKE else None  # training (headline, article) pairs (None: all)
@@ -262,8 +262,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 
-zh_all = zh["train"].select(range(200)) if SMOKE else zh["train"]  # "all": the whole split
-zh_val = zh["validation"].select(range(min(len(zh["validation"]), 50 if SMOKE else 1000)))
+zh_all = zh["train"].select(range(64)) if SMOKE else zh["train"]  # "all": the whole split
+zh_val = zh["validation"].select(range(min(len(zh["validation"]), 16 if SMOKE else 1000)))
 
 
 def char_ngram_classifier(train_split):

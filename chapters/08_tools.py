@@ -150,10 +150,10 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", message=".*TensorFloat32.*")
 notebook_start = time.perf_counter()
 
-N_TRAIN = 32 if SMOKE else 1024  # training reviews of the TensorBoard runs and the planted bugs
-N_VAL = 32 if SMOKE else 500  # validation reviews that judge them
+N_TRAIN = 16 if SMOKE else 1024  # training reviews of the TensorBoard runs and the planted bugs
+N_VAL = 16 if SMOKE else 500  # validation reviews that judge them
 EPOCHS = 1 if SMOKE else 2
-BATCH = 16 if SMOKE else 32
+BATCH = 8 if SMOKE else 32  # SMOKE: still two steps an epoch
 LR = 1e-4  # chapter 5's learning rate for full fine-tuning of MiniLM
 LORA_LR = 1e-3  # chapter 3's learning rate for LoRA
 MAX_LENGTH = 64  # covers every movie review but a handful (section 8.1)
