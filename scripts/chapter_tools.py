@@ -166,7 +166,7 @@ def execute(
     second per SMOKE run of a notebook with large stored outputs; a long full run keeps saving
     after each cell so that its progress can be watched. The kernel is stopped at once when the
     last cell has run (nbclient's ``shutdown_kernel="immediate"``): every output is in by then,
-    and a graceful exit of a kernel that has imported torch and transformers took 2-3 s more of
+    and a graceful exit of a kernel that has imported torch and transformers took 1.6-3 s more of
     each run. Raises
     ``papermill.PapermillExecutionError`` (with the cell's traceback) when a cell raises; the
     executed copy is written either way.
