@@ -115,9 +115,13 @@ def pack_corpus(
             "labels": [list(b) for b in blocks],
         }
 
+    from .training.batching import tokenized_fingerprint
+
+    fingerprint = tokenized_fingerprint(texts, tokenizer, "pack_corpus", text_column, add_eos)
     tokenized = texts.map(
-        tokenize, batched=True, remove_columns=texts.column_names, num_proc=num_proc
-    )
+        tokenize, batched=True, remove_columns=texts.column_names, num_proc=num_proc,
+        new_fingerprint=fingerprint,
+    )  # fmt: skip
     # one map batch = the whole corpus, so at most one incomplete block is dropped
     return tokenized.map(group, batched=True, batch_size=len(tokenized) or 1)
 

@@ -292,3 +292,14 @@ def test_tokenize_qa_with_minilm_tokenizer():
     for f in hits:  # uncased, accent-stripping WordPiece: the offsets still give the exact text
         s, e = f["start_positions"], f["end_positions"]
         assert context[f["offset_mapping"][s][0] : f["offset_mapping"][e][1]] == answer
+
+
+def test_tokenize_qa_fingerprint_follows_its_settings(qa_tokenizer):
+    """The features' fingerprint is computed from the settings (not by pickling the tokenizer):
+    the same settings give the same fingerprint, another stride another one."""
+    examples = make_qa_dataset(20, seed=3, min_words=30, max_words=40)
+    first = qa.tokenize_qa(examples, qa_tokenizer, max_length=24, stride=8)
+    again = qa.tokenize_qa(examples, qa_tokenizer, max_length=24, stride=8)
+    other = qa.tokenize_qa(examples, qa_tokenizer, max_length=24, stride=4)
+    assert first._fingerprint == again._fingerprint != other._fingerprint
+    assert first["input_ids"] == again["input_ids"]

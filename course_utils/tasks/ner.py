@@ -138,7 +138,12 @@ def tokenize_and_align(
             enc["word_ids"].append([-1 if w is None else w for w in word_ids])
         return enc
 
-    return dataset.map(encode, batched=True)
+    from ..training.batching import tokenized_fingerprint
+
+    settings = ("tokenize_and_align", tuple(label_names), max_length, continuation, tokens_column,
+                tags_column)  # fmt: skip
+    fingerprint = tokenized_fingerprint(dataset, tokenizer, *settings)
+    return dataset.map(encode, batched=True, new_fingerprint=fingerprint)
 
 
 def ner_collator(tokenizer):

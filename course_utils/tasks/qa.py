@@ -128,7 +128,12 @@ def tokenize_qa(
             enc["start_positions"], enc["end_positions"] = starts, ends
         return enc
 
-    return dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names)
+    from ..training.batching import tokenized_fingerprint
+
+    settings = ("tokenize_qa", max_length, stride, question_column, context_column,
+                answers_column, id_column)  # fmt: skip
+    return dataset.map(encode, batched=True, with_indices=True, remove_columns=dataset.column_names,
+                       new_fingerprint=tokenized_fingerprint(dataset, tokenizer, *settings))  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------

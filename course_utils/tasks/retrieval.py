@@ -266,7 +266,12 @@ def tokenize_pairs(
         positive = tokenizer(batch[positive_column], truncation=True, max_length=max_length)
         return {**anchor, **{PAIR_PREFIX + k: v for k, v in positive.items()}}
 
-    return dataset.map(encode, batched=True)
+    from ..training.batching import tokenized_fingerprint
+
+    settings = ("tokenize_pairs", anchor_column, positive_column, max_length)
+    return dataset.map(
+        encode, batched=True, new_fingerprint=tokenized_fingerprint(dataset, tokenizer, *settings)
+    )
 
 
 @dataclass

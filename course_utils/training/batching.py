@@ -64,8 +64,8 @@ def tokenize_dataset(
                 padding=padding,
             ),
             batched=True,
-            new_fingerprint=_tokenized_fingerprint(
-                dataset, tokenizer, max_length, padding, text_column
+            new_fingerprint=tokenized_fingerprint(
+                dataset, tokenizer, text_column, max_length, padding
             ),
         )
     if label_column in dataset.column_names and "labels" not in dataset.column_names:
@@ -73,19 +73,18 @@ def tokenize_dataset(
     return dataset
 
 
-def _tokenized_fingerprint(dataset, tokenizer, max_length, padding, text_column) -> str:
-    """The fingerprint `datasets` gives the tokenised copy, from what decides its content.
+def tokenized_fingerprint(dataset, tokenizer, *settings) -> str:
+    """The fingerprint `datasets` gives a tokenised copy of `dataset`, from what decides its content.
 
-    Without it `datasets` pickles the whole tokenizer (with its vocabulary) to hash the mapped
-    function: about 0.35 s per call, paid by every `train` and `predict`.
+    Pass it as `dataset.map(..., new_fingerprint=...)` with every setting of the mapped function
+    that changes its output (a task's own functions put their name first, so that two
+    functions never share a fingerprint). Without it `datasets`
+    pickles the whole tokenizer (with its vocabulary) to hash the mapped function: 0.1-0.35 s
+    per call, paid by every `train`, `predict` and task tokenisation (chapters 3-10).
     """
     from datasets.fingerprint import Hasher
 
-    settings = (
-        dataset._fingerprint,
-        text_column,
-        max_length,
-        padding,
+    tokenizer_settings = (
         type(tokenizer).__name__,
         getattr(tokenizer, "name_or_path", ""),
         len(tokenizer),
@@ -93,7 +92,7 @@ def _tokenized_fingerprint(dataset, tokenizer, max_length, padding, text_column)
         getattr(tokenizer, "padding_side", ""),
         getattr(tokenizer, "model_max_length", None),
     )
-    return Hasher.hash(settings)
+    return Hasher.hash((dataset._fingerprint, *settings, *tokenizer_settings))
 
 
 def keep_model_columns(dataset, model: torch.nn.Module):
