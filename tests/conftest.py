@@ -166,3 +166,21 @@ def pytest_terminal_summary(terminalreporter):
         )
     total = sum(r["smoke_seconds"] for r in _smoke_runs)
     terminalreporter.write_line(f"{'total':<28} {total:6.1f} s for {len(_smoke_runs)} notebooks")
+    terminalreporter.write_line(
+        f"this machine: fp32 matrix products at {host_gflops():.0f} GFLOP/s on {CORES} cores "
+        "(machines of one kind differ up to 3x: compare SMOKE times of runs at similar speeds)"
+    )
+
+
+def host_gflops() -> float:
+    """This machine's fp32 matrix-product speed on all its cores, measured after the tests."""
+    import torch
+
+    from course_utils.tools import matmul_peak_flops
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(CORES)
+    try:
+        return matmul_peak_flops(n=2048, reps=5) / 1e9
+    finally:
+        torch.set_num_threads(threads)
