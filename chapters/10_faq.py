@@ -84,7 +84,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # cold run. On a GPU the SmolLM2 learning curve goes further (see `LLM_SIZES` below).
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 25.7 min on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 19.6 min on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
@@ -1311,11 +1311,11 @@ for how in llm_rt["answer by"].unique():
 # (`GEN_TOKENS` tokens) costs more again, the more so the longer the answer: for a classification
 # service, read the answer from the label-word probabilities instead of generating it. Batching
 # raises throughput only up to a middle batch size: at the largest one, throughput falls again
-# for every MiniLM configuration while the latency keeps growing. Each cell is a single timing:
-# the decision table of 10.6 timed the same MiniLM models at batch 32 (with a shorter warm-up)
-# and got noticeably slower numbers than this table's batch-32 cells at the same thread count,
-# so treat small differences between cells as noise and compare the rows of one table, not
-# tables or runs. The source's other two points — enough compute and a strategy to update the
+# for every MiniLM configuration while the latency keeps growing. Each cell is a single timing,
+# and the decision table of 10.6 timed the same MiniLM models once more, at batch 32 with a
+# shorter warm-up (its "s per 1,000" column): single timings of one model move from run to run
+# and from machine to machine, so treat small differences between cells as noise and compare
+# the rows of one table, not tables or runs. The source's other two points — enough compute and a strategy to update the
 # model — are operations, not measurements: keep the old model serving until the new one beats
 # it on the same held-out test set.
 
