@@ -84,7 +84,7 @@ if IN_COLAB and importlib.util.find_spec("course_utils") is None:
 # cold run. On a GPU the SmolLM2 learning curve goes further (see `LLM_SIZES` below).
 
 # %% tags=["parameters"]
-# Run All runs the full experiment that produced the stored outputs: 19.6 min on 2 CPU cores, no GPU.
+# Run All runs the full experiment that produced the stored outputs: 18.1 min on 2 CPU cores, no GPU.
 # SMOKE = True runs tiny settings instead, in under a minute (what the tests run).
 SMOKE = False
 DEVICE = "auto"  # "auto", "cpu", "cuda" or "mps"
