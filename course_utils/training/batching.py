@@ -74,13 +74,13 @@ def tokenize_dataset(
 
 
 def tokenized_fingerprint(dataset, tokenizer, *settings) -> str:
-    """The fingerprint `datasets` gives a tokenised copy of `dataset`, from what decides its content.
+    """The fingerprint `datasets` gives a tokenised copy of `dataset`, from what decides it.
 
     Pass it as `dataset.map(..., new_fingerprint=...)` with every setting of the mapped function
-    that changes its output (a task's own functions put their name first, so that two
-    functions never share a fingerprint). Without it `datasets`
-    pickles the whole tokenizer (with its vocabulary) to hash the mapped function: 0.1-0.35 s
-    per call, paid by every `train`, `predict` and task tokenisation (chapters 3-10).
+    that changes its output (a task's own functions put their name first, so that two functions
+    never share a fingerprint). Without it `datasets` pickles the whole tokenizer (with its
+    vocabulary) to hash the mapped function: 0.1-0.35 s per call, paid by every `train`,
+    `predict` and task tokenisation (chapters 3-10).
     """
     from datasets.fingerprint import Hasher
 
